@@ -1,0 +1,102 @@
+"""What every extractor is, and the registry that the CLI, the cache and the tests read.
+
+An extractor is a small class with a ``name``, a ``version``, the ``modality``
+it produces, the pip extra it needs, and a frozen config dataclass. Its
+identity (name, version, output-affecting config) keys the feature cache.
+The registry maps names to import paths, so listing the choices imports no
+heavy dependency.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, ClassVar, Mapping
+
+from extractors.timeline import ExtractorIdentity, ModalityResult
+
+Hook = Callable[[str, Mapping[str, Any]], None]
+"""Progress callback: ``hook(step_name, info)``; ``info`` may hold ``done`` and ``total``."""
+
+REGISTRY: dict[str, dict[str, str]] = {
+    "text": {"whisper-minilm": "extractors.text:TextExtractor"},
+    "audio": {"opensmile": "extractors.acoustic:OpenSmileExtractor",
+              "librosa": "extractors.acoustic:LibrosaExtractor"},
+    "video": {"mediapipe": "extractors.face:FaceExtractor"},
+}
+DEFAULT_BACKEND: dict[str, str] = {"text": "whisper-minilm", "audio": "opensmile", "video": "mediapipe"}
+RUNTIME_FIELDS: frozenset[str] = frozenset({"threads", "workers", "verbose", "device"})
+
+
+class MissingExtra(ImportError):
+    """A stage whose optional dependency is not installed; the message says how to fix it."""
+
+    def __init__(self, package: str, extra: str, hint: str | None = None) -> None:
+        fix = hint or f"pip install 'sgdtam-pipe[{extra}]'"
+        super().__init__(f"{package} is not installed (needed by the {extra} stage); install it with: {fix}")
+        self.extra = extra
+
+
+def require(module: str, extra: str, hint: str | None = None) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingExtra` naming the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtra(module.split(".")[0], extra, hint) from exc
+
+
+@dataclass(frozen=True)
+class ExtractorConfig:
+    """Base for extractor configs. Fields named in ``RUNTIME_FIELDS`` stay out of the identity."""
+
+    def output_config(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name not in RUNTIME_FIELDS}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)
+    return value
+
+
+class Extractor(ABC):
+    """One modality from one media file, as a timed stream or a missing marker."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    modality: ClassVar[str]
+    extra: ClassVar[str]
+    Config: ClassVar[type[ExtractorConfig]]
+
+    def __init__(self, config: ExtractorConfig | None = None, **options: Any) -> None:
+        self.config = config if config is not None else self.Config(**options)
+
+    def identity(self) -> ExtractorIdentity:
+        return ExtractorIdentity(self.name, self.version, self.config.output_config())
+
+    @abstractmethod
+    def extract(self, path: str | Path, *, hook: Hook | None = None) -> ModalityResult:
+        """Features of ``path``; raises ``MediaError`` for a file that is not usable media."""
+
+
+def extractor_class(modality: str, backend: str | None = None) -> type[Extractor]:
+    """The registered class for ``modality``'s ``backend`` (its default when ``None``)."""
+    backend = backend or DEFAULT_BACKEND[modality]
+    try:
+        target = REGISTRY[modality][backend]
+    except KeyError:
+        choices = ", ".join(REGISTRY.get(modality, {}))
+        raise ValueError(f"unknown {modality} backend {backend!r}; choose one of: {choices}") from None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def create_extractor(modality: str, backend: str | None = None, **options: Any) -> Extractor:
+    return extractor_class(modality, backend)(**options)

@@ -1,0 +1,296 @@
+"""All media decoding: probe, audio at 16 kHz mono, video frames with their real times.
+
+PyAV (which bundles FFmpeg's libraries) does the probing and decoding, so no
+ffprobe is needed. Times are seconds on the media timeline: a packet's
+presentation time minus the container's start offset. Where a command-line
+ffmpeg is needed (:func:`write_wav`, :func:`cut_segment`), ffmpeg-python drives
+the binary bundled in imageio-ffmpeg, with arguments as a list and no shell.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+AUDIO_RATE = 16_000
+DEFAULT_FPS = 15.0
+MEDIA_EXTENSIONS = frozenset({
+    ".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".mov", ".ts", ".flv", ".wmv",
+    ".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac",
+})
+
+
+class MediaError(Exception):
+    """A file that cannot be used as media; ``str()`` is one line naming the file and the reason."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    index: int
+    kind: str  # "audio", "video", or another FFmpeg stream type
+    codec: str
+    start: float | None  # first presentation time on the media timeline
+    duration: float | None
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a probe learns without decoding the whole file."""
+
+    path: str
+    duration: float
+    start_offset: float  # the container's start time, subtracted from every timestamp
+    streams: tuple[StreamInfo, ...]
+    width: int | None
+    height: int | None  # after rotation
+    rotation: int  # degrees counter-clockwise that display applies (0, 90, 180, 270)
+    avg_fps: float | None
+    real_fps: float | None  # FFmpeg's guess of the base frame rate; differs from avg_fps on VFR input
+    has_audio: bool
+    has_video: bool
+
+
+@dataclass(frozen=True)
+class AudioTrack:
+    """Mono float32 samples in [-1, 1]; ``start`` is the time of sample 0 on the media timeline."""
+
+    samples: np.ndarray
+    sample_rate: int
+    start: float
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """An RGB frame (``uint8 [H, W, 3]``, rotation applied) shown over ``[start, end)``."""
+
+    image: np.ndarray
+    start: float
+    end: float
+
+
+def _av():
+    import av  # local: keeps `--help` fast and the error clear if the core install is broken
+
+    av.logging.set_level(av.logging.PANIC)
+    return av
+
+
+def check_readable(path: str | Path) -> Path:
+    """Refuse what is plainly not a media file before FFmpeg sees it."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(path, "no such file")
+    if path.is_dir():
+        raise MediaError(path, "is a directory, not a media file")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise MediaError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise MediaError(path, "is empty (0 bytes)")
+    return path
+
+
+def _open(path: Path):
+    av = _av()
+    try:
+        return av.open(str(path), mode="r")
+    except av.error.FFmpegError as exc:
+        raise MediaError(path, f"not a readable media file ({_ffmpeg_reason(exc)})") from exc
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+def _rotation(stream) -> int:
+    """Display rotation in degrees from the stream's display matrix, 0 when none."""
+    for side in getattr(stream, "side_data", None) or ():
+        angle = getattr(side, "rotation", None)
+        if angle is not None:
+            return int(round(angle)) % 360
+    try:
+        return int(stream.metadata.get("rotate", 0)) % 360
+    except (TypeError, ValueError):
+        return 0
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Duration, start offset, streams, codecs, size, rotation and frame rates of a file."""
+    path = check_readable(path)
+    with _open(path) as container:
+        offset = (container.start_time or 0) / 1_000_000
+        streams = tuple(
+            StreamInfo(
+                s.index, s.type, s.codec_context.name if s.codec_context else "unknown",
+                None if s.start_time is None else _seconds(s.start_time, s.time_base) - offset,
+                _seconds(s.duration, s.time_base),
+            )
+            for s in container.streams
+        )
+        video = container.streams.video[0] if container.streams.video else None
+        has_audio = bool(container.streams.audio)
+        duration = (container.duration or 0) / 1_000_000
+        if duration <= 0:
+            duration = max((s.duration or 0.0) for s in streams) if streams else 0.0
+        if video is None and not has_audio:
+            raise MediaError(path, "has neither an audio nor a video stream")
+        width = height = None
+        rotation = 0
+        avg_fps = real_fps = None
+        if video is not None:
+            rotation = _rotation(video)
+            width, height = video.codec_context.width, video.codec_context.height
+            if rotation in (90, 270):
+                width, height = height, width
+            avg_fps = float(video.average_rate) if video.average_rate else None
+            real_fps = float(video.base_rate) if video.base_rate else None
+    return MediaInfo(str(path), duration, offset, streams, width, height, rotation,
+                     avg_fps, real_fps, has_audio, video is not None)
+
+
+def decode_audio(path: str | Path, sample_rate: int = AUDIO_RATE) -> AudioTrack | None:
+    """The first audio stream as mono float32 at ``sample_rate``; ``None`` if there is none.
+
+    ``start`` is the presentation time of the first decoded sample, so an audio
+    stream that begins after the video keeps its true place on the timeline.
+    A file that breaks off mid-stream keeps what decoded before the break.
+    """
+    av = _av()
+    path = check_readable(path)
+    with _open(path) as container:
+        if not container.streams.audio:
+            return None
+        offset = (container.start_time or 0) / 1_000_000
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        blocks: list[np.ndarray] = []
+        start: float | None = None
+        try:
+            for frame in container.decode(stream):
+                if start is None and frame.time is not None:
+                    start = frame.time - offset
+                for out in resampler.resample(frame):
+                    blocks.append(out.to_ndarray().reshape(-1))
+        except av.error.FFmpegError as exc:
+            if not blocks:
+                raise MediaError(path, f"audio stream cannot be decoded ({_ffmpeg_reason(exc)})") from exc
+        for out in resampler.resample(None):
+            blocks.append(out.to_ndarray().reshape(-1))
+    samples = np.concatenate(blocks).astype(np.float32) if blocks else np.zeros(0, np.float32)
+    return AudioTrack(samples, sample_rate, max(0.0, start or 0.0))
+
+
+def iter_frames(path: str | Path, fps: float | None = DEFAULT_FPS) -> Iterator[VideoFrame]:
+    """Decoded video frames at up to ``fps`` per second (``None`` keeps every frame).
+
+    Sampling keeps the first frame whose time reaches each tick of a
+    ``1/fps`` grid, so variable-frame-rate input keeps its true times and no
+    frame is invented. A frame's interval runs from its presentation time to
+    the next decoded frame's (the span it is on screen). One frame of look-ahead
+    is held, so memory does not grow with the clip. Rotation metadata is applied.
+    """
+    av = _av()
+    path = check_readable(path)
+    if fps is not None and not fps > 0:
+        raise ValueError(f"fps must be positive or None, got {fps}")
+    with _open(path) as container:
+        if not container.streams.video:
+            return
+        offset = (container.start_time or 0) / 1_000_000
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        turns = _rotation(stream) // 90
+        fallback = 1.0 / float(stream.average_rate) if stream.average_rate else 0.04
+        pending: tuple[np.ndarray, float] | None = None
+        next_tick = -math.inf
+        last_time = -math.inf
+        try:
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                time = frame.time - offset
+                if time <= last_time:  # duplicate or out-of-order timestamp: not a new frame
+                    continue
+                last_time = time
+                if pending is not None:
+                    yield VideoFrame(pending[0], pending[1], time)
+                    pending = None
+                if time + 1e-9 >= next_tick:
+                    image = frame.to_ndarray(format="rgb24")
+                    pending = (np.ascontiguousarray(np.rot90(image, turns)) if turns else image, time)
+                    if fps is not None:
+                        next_tick = (math.floor(time * fps + 1e-6) + 1) / fps
+        except av.error.FFmpegError as exc:
+            if last_time == -math.inf:
+                raise MediaError(path, f"video stream cannot be decoded ({_ffmpeg_reason(exc)})") from exc
+        if pending is not None:
+            yield VideoFrame(pending[0], pending[1], pending[1] + fallback)
+
+
+# --- command-line ffmpeg (bundled binary) -----------------------------------------
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary that ships in imageio-ffmpeg."""
+    from imageio_ffmpeg import get_ffmpeg_exe
+
+    return get_ffmpeg_exe()
+
+
+def _run_ffmpeg(stream, source: Path) -> None:
+    import ffmpeg
+
+    try:
+        stream.overwrite_output().global_args("-nostdin", "-loglevel", "error").run(
+            cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True)
+    except ffmpeg.Error as exc:
+        detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+        raise MediaError(source, f"ffmpeg failed ({detail[-1] if detail else 'no message'})") from exc
+
+
+def write_wav(source: str | Path, target: str | Path, *, sample_rate: int = AUDIO_RATE,
+              start: float | None = None, end: float | None = None) -> Path:
+    """A normalised mono 16-bit wav of ``source``'s audio, optionally cut to ``[start, end)``."""
+    import ffmpeg
+
+    source, target = check_readable(source).resolve(), Path(target).resolve()
+    cut = {} if start is None else {"ss": start}
+    if end is not None:
+        cut["to"] = end
+    stream = ffmpeg.input(str(source), **cut).output(
+        str(target), vn=None, ac=1, ar=sample_rate, acodec="pcm_s16le", f="wav")
+    _run_ffmpeg(stream, source)
+    return target
+
+
+def cut_segment(source: str | Path, target: str | Path, start: float, end: float) -> Path:
+    """Re-encode ``[start, end)`` of ``source`` into ``target`` (container from its suffix)."""
+    import ffmpeg
+
+    if not end > start:
+        raise ValueError(f"segment end {end} must be after start {start}")
+    source, target = check_readable(source).resolve(), Path(target).resolve()
+    _run_ffmpeg(ffmpeg.input(str(source), ss=start, to=end).output(str(target)), source)
+    return target

@@ -1,0 +1,1 @@
+"""sgdtam-pipe: model."""
