@@ -125,16 +125,20 @@ def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
     return float(value * time_base)
 
 
-def _rotation(stream) -> int:
-    """Display rotation in degrees from the stream's display matrix, 0 when none."""
-    for side in getattr(stream, "side_data", None) or ():
-        angle = getattr(side, "rotation", None)
-        if angle is not None:
-            return int(round(angle)) % 360
+def _frame_rotation(frame) -> int:
+    """Counter-clockwise display rotation of a decoded frame (its display matrix), 0 when none."""
+    return int(round(getattr(frame, "rotation", 0) or 0)) % 360
+
+
+def _first_frame_rotation(container, stream) -> int:
+    """Rotation read off the first decodable frame: PyAV exposes the display matrix per frame."""
+    av = _av()
     try:
-        return int(stream.metadata.get("rotate", 0)) % 360
-    except (TypeError, ValueError):
-        return 0
+        for frame in container.decode(stream):
+            return _frame_rotation(frame)
+    except av.error.FFmpegError:
+        pass
+    return 0
 
 
 def probe(path: str | Path) -> MediaInfo:
@@ -161,7 +165,7 @@ def probe(path: str | Path) -> MediaInfo:
         rotation = 0
         avg_fps = real_fps = None
         if video is not None:
-            rotation = _rotation(video)
+            rotation = _first_frame_rotation(container, video)
             width, height = video.codec_context.width, video.codec_context.height
             if rotation in (90, 270):
                 width, height = height, width
@@ -222,7 +226,6 @@ def iter_frames(path: str | Path, fps: float | None = DEFAULT_FPS) -> Iterator[V
         offset = (container.start_time or 0) / 1_000_000
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        turns = _rotation(stream) // 90
         fallback = 1.0 / float(stream.average_rate) if stream.average_rate else 0.04
         pending: tuple[np.ndarray, float] | None = None
         next_tick = -math.inf
@@ -240,6 +243,7 @@ def iter_frames(path: str | Path, fps: float | None = DEFAULT_FPS) -> Iterator[V
                     pending = None
                 if time + 1e-9 >= next_tick:
                     image = frame.to_ndarray(format="rgb24")
+                    turns = _frame_rotation(frame) // 90
                     pending = (np.ascontiguousarray(np.rot90(image, turns)) if turns else image, time)
                     if fps is not None:
                         next_tick = (math.floor(time * fps + 1e-6) + 1) / fps

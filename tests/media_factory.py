@@ -1,0 +1,69 @@
+"""Synthetic test media encoded with the bundled ffmpeg binary (no shell, arguments as lists)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from extractors.media import ffmpeg_exe
+
+# Frame times of the variable-frame-rate file: 10 frames 40 ms apart, then 10 frames 100 ms apart.
+VFR_TIMES = tuple([round(0.04 * n, 3) for n in range(10)] + [round(0.4 + 0.1 * (n - 10), 3) for n in range(10, 20)])
+
+CODECS: dict[str, tuple[list[str], list[str]]] = {
+    ".mp4": (["-c:v", "libx264", "-pix_fmt", "yuv420p"], ["-c:a", "aac"]),
+    ".mkv": (["-c:v", "libx264", "-pix_fmt", "yuv420p"], ["-c:a", "flac"]),
+    ".webm": (["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"], ["-c:a", "libopus"]),
+    ".avi": (["-c:v", "mjpeg", "-q:v", "5"], ["-c:a", "pcm_s16le"]),
+    ".mpg": (["-c:v", "mpeg1video", "-b:v", "400k"], ["-c:a", "mp2"]),
+    ".mov": (["-c:v", "libx264", "-pix_fmt", "yuv420p"], ["-c:a", "aac"]),
+    ".wav": ([], ["-c:a", "pcm_s16le"]),
+    ".flac": ([], ["-c:a", "flac"]),
+    ".mp3": ([], ["-c:a", "libmp3lame"]),
+    ".ogg": ([], ["-c:a", "libopus"]),
+}
+AUDIO_ONLY = frozenset({".wav", ".flac", ".mp3", ".ogg"})
+
+
+def run_ffmpeg(args: list[str]) -> None:
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y", *args], check=True)
+
+
+def make_media(path: Path, *, seconds: float = 1.0, fps: int = 25, size: str = "160x120",
+               audio: str | None = "tone", video: bool = True, audio_delay: float = 0.0) -> Path:
+    """A clip of test pattern and/or a 440 Hz tone (``audio="tone"``) or digital silence.
+
+    The codecs follow the suffix (see ``CODECS``); audio-only suffixes get no video.
+    ``audio_delay`` starts the audio stream that many seconds after the video.
+    """
+    vcodec, acodec = CODECS[path.suffix]
+    video = video and path.suffix not in AUDIO_ONLY
+    args: list[str] = []
+    if video:
+        args += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}"]
+    if audio:
+        source = "sine=frequency=440:sample_rate=48000" if audio == "tone" else "anullsrc=r=48000:cl=mono"
+        if audio_delay:
+            args += ["-itsoffset", str(audio_delay)]
+        args += ["-f", "lavfi", "-t", str(seconds), "-i", source]
+    if video:
+        args += vcodec
+    if audio:
+        args += acodec
+    run_ffmpeg([*args, "-t", str(seconds + audio_delay), str(path)])
+    return path
+
+
+def make_vfr(path: Path) -> Path:
+    """An mkv whose frames are shown at exactly ``VFR_TIMES`` (millisecond time base)."""
+    expr = r"if(lt(N\,10)\,N*0.04\,0.4+(N-10)*0.1)/TB"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25", "-frames:v", str(len(VFR_TIMES)),
+                "-vf", f"settb=1/1000,setpts={expr}", "-fps_mode", "passthrough", "-enc_time_base:v", "1/1000", "-c:v", "libx264",
+                "-pix_fmt", "yuv420p", str(path)])
+    return path
+
+
+def make_rotated(source: Path, path: Path, degrees: int) -> Path:
+    """A copy of ``source`` (no re-encode) whose display matrix rotates it by ``degrees``."""
+    run_ffmpeg(["-display_rotation", str(degrees), "-i", str(source), "-c", "copy", str(path)])
+    return path
