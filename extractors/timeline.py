@@ -178,8 +178,8 @@ def pool_windows(stream: TimedFeatures, window: float) -> TimedFeatures:
     """Mean-pool rows into consecutive windows of ``window`` seconds.
 
     Windows are cut on the stream's own time axis starting at its first row;
-    each pooled row spans from its first member's start to its last member's
-    end (its true interval, not a nominal one). Only masked-in rows are
+    each pooled row spans from its first member's start to the latest end
+    among its members (its true interval, not a nominal one). Only masked-in rows are
     averaged; a window with none stays in the stream, masked out, with zeros.
     Empty windows (gaps in the stream) produce no row.
     """
@@ -198,10 +198,10 @@ def pool_windows(stream: TimedFeatures, window: float) -> TimedFeatures:
             values[i] = stream.values[real].mean(axis=0)
             mask[i] = True
     first = np.array([g[0] for g in groups])
-    last = np.array([g[-1] for g in groups])
+    last_end = np.array([stream.end[g].max() for g in groups])
     config = dict(stream.identity.config, pooled_window=window)
     identity = ExtractorIdentity(stream.identity.name, stream.identity.version, config)
-    return TimedFeatures(values, stream.start[first], np.maximum.accumulate(stream.end)[last],
+    return TimedFeatures(values, stream.start[first], last_end,
                          mask, stream.names, identity, stream.times_synthetic)
 
 
