@@ -1,0 +1,504 @@
+"""Batch runs: find the media under a folder and run a job on every clip, resumably.
+
+The state of a run lives in ``out_dir/run.sqlite`` (:class:`~pipeline.runstate.RunState`);
+only the parent process writes it, as each clip's outcome comes back, so a
+local pool and a remote Dask cluster behave alike. ``results.csv`` and
+``results.jsonl`` are regenerated from that state, atomically, every few
+seconds and at the end: a killed run leaves the previous complete tables and
+a state from which the next run resumes. One run uses an output folder at a
+time (an advisory lock on ``out_dir/run.lock``, released by the OS even when
+the run is killed), so clips left ``running`` by a dead run are re-queued.
+
+A job is a picklable top-level callable ``job(path: str) -> dict`` returning
+a JSON-serialisable result. It raises :class:`~pipeline.errors.StageError`
+to say where a clip failed; a :class:`~extractors.media.MediaError` counts as
+stage ``media`` and any other exception as stage ``unknown``. A worker process
+that dies (a crash in native code, the OOM killer) breaks the local pool: the
+pool is replaced, the clips that were in flight are retried one at a time,
+and the one that kills its worker again is recorded as failed in stage
+``worker``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import importlib
+import io
+import json
+import math
+import multiprocessing
+import os
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, CancelledError, Executor, Future
+from concurrent.futures import ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from extractors.base import Hook
+from extractors.media import MEDIA_EXTENSIONS, MediaError
+from extractors.records_io import atomic_write_bytes
+from extractors.timeline import file_sha256
+from pipeline.errors import StageError
+from pipeline.runstate import RunState
+
+Job = Callable[[str], Mapping[str, Any]]
+STATE_FILE = "run.sqlite"
+LOCK_FILE = "run.lock"
+RESULTS_CSV = "results.csv"
+RESULTS_JSONL = "results.jsonl"
+EXPORT_EVERY_S = 10.0
+MAX_REASON_CHARS = 500
+_BASE_COLUMNS: tuple[str, ...] = ("path", "status", "stage", "reason", "sha256", "seconds", "updated")
+
+
+class BatchBusy(RuntimeError):
+    """Another batch run holds the output folder."""
+
+
+# --- finding media -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ScanProblem:
+    """Something under the root that could not be used; ``is_clip`` when it looked like media."""
+
+    path: str
+    reason: str
+    is_clip: bool
+
+
+@dataclass(frozen=True)
+class MediaScan:
+    media: tuple[Path, ...]
+    problems: tuple[ScanProblem, ...]
+
+
+def find_media(root: str | Path) -> list[Path]:
+    """Media files under ``root`` (recursive, by extension), sorted; see :func:`scan_media`."""
+    return list(scan_media(root).media)
+
+
+def scan_media(root: str | Path) -> MediaScan:
+    """Media files under ``root`` and the entries that could not be used, without raising for them.
+
+    Media is recognised by extension (``MEDIA_EXTENSIONS``, any case).
+    Directory symlinks are followed, but a directory already scanned (a
+    symlink loop, or a second link to the same folder) is reported and not
+    entered again. A media-named entry that is a dangling symlink, not a
+    regular file (a FIFO would block a reader forever) or not readable is
+    reported instead of returned; so is a directory that cannot be listed.
+    ``root`` may also be a single media file.
+    """
+    root = Path(root).absolute()
+    if root.is_file():
+        if root.suffix.lower() not in MEDIA_EXTENSIONS:
+            raise ValueError(f"{root}: not a media file (unknown extension {root.suffix!r})")
+        return MediaScan((root,), ())
+    if not root.is_dir():
+        raise ValueError(f"{root}: no such folder")
+    media: list[Path] = []
+    problems: list[ScanProblem] = []
+    seen: set[tuple[int, int]] = set()
+    real_dirs, linked_dirs = [root], []  # real folders first, so paths avoid detours through links
+    while real_dirs or linked_dirs:
+        folder = real_dirs.pop() if real_dirs else linked_dirs.pop()
+        try:
+            stat = folder.stat()
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            problems.append(ScanProblem(str(folder), f"folder cannot be read ({_os_reason(exc)})", False))
+            continue
+        if (stat.st_dev, stat.st_ino) in seen:
+            problems.append(ScanProblem(str(folder), "folder already scanned through another path "
+                                        "(symlink loop or second link), not entered again", False))
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        for entry in entries:
+            _sort_entry(entry, media, problems, real_dirs, linked_dirs)
+    return MediaScan(tuple(sorted(media)), tuple(problems))
+
+
+def _sort_entry(entry: os.DirEntry, media: list[Path], problems: list[ScanProblem],
+                real_dirs: list[Path], linked_dirs: list[Path]) -> None:
+    try:
+        if entry.is_dir(follow_symlinks=True):
+            (linked_dirs if entry.is_symlink() else real_dirs).append(Path(entry.path))
+            return
+    except OSError as exc:
+        problems.append(ScanProblem(entry.path, f"cannot be inspected ({_os_reason(exc)})", False))
+        return
+    if Path(entry.name).suffix.lower() not in MEDIA_EXTENSIONS:
+        return
+    reason = _unusable_reason(entry)
+    if reason is None:
+        media.append(Path(entry.path))
+    else:
+        problems.append(ScanProblem(entry.path, reason, True))
+
+
+def _unusable_reason(entry: os.DirEntry) -> str | None:
+    """Why a media-named entry cannot be read, or ``None`` when it is a readable regular file."""
+    try:
+        if not entry.is_file(follow_symlinks=True):
+            if entry.is_symlink() and not os.path.exists(entry.path):
+                return "dangling symlink (its target does not exist)"
+            return "not a regular file (FIFO, socket or device)"
+    except OSError as exc:
+        return f"cannot be inspected ({_os_reason(exc)})"
+    if not os.access(entry.path, os.R_OK):
+        return "cannot be read (permission denied)"
+    return None
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+# --- running a job on one clip (in the worker) --------------------------------------
+
+@dataclass(frozen=True)
+class ClipOutcome:
+    """What came back for one clip."""
+
+    path: str
+    status: str  # "done" or "failed"
+    result: dict[str, Any] | None = None
+    sha256: str | None = None
+    stage: str | None = None
+    reason: str | None = None
+    seconds: float | None = None
+
+
+def run_clip(job: Job, path: str) -> ClipOutcome:
+    """Run ``job`` on ``path`` and turn its result or error into an outcome (never raises ``Exception``)."""
+    began = time.perf_counter()
+    try:
+        result = job(path)
+        if not isinstance(result, Mapping):
+            raise StageError("result", f"job returned {type(result).__name__}, expected a dict")
+        try:
+            result = json.loads(json.dumps(dict(result), allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise StageError("result", f"result is not strict JSON ({exc})") from exc
+        sha256 = result.get("sha256") if isinstance(result.get("sha256"), str) else file_sha256(path)
+        return ClipOutcome(path, "done", result=result, sha256=sha256, seconds=time.perf_counter() - began)
+    except Exception as exc:
+        stage, reason = _stage_and_reason(exc)
+        return ClipOutcome(path, "failed", stage=stage, reason=reason, seconds=time.perf_counter() - began)
+
+
+def _stage_and_reason(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, StageError):
+        return exc.stage, _one_line(exc.reason)
+    if isinstance(exc, MediaError):
+        return "media", _one_line(exc.reason)
+    return "unknown", _one_line(f"{type(exc).__name__}: {exc}")
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 1] + "…"
+
+
+def load_job(spec: str) -> Job:
+    """The callable named by ``"package.module:function"``."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"job must be given as 'module:function', got {spec!r}")
+    try:
+        job = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load job {spec!r}: {exc}") from exc
+    if not callable(job):
+        raise ValueError(f"job {spec!r} is not callable")
+    return job
+
+
+# --- worker pools --------------------------------------------------------------------
+
+class WorkerPool:
+    """An executor with a number of slots, that can be replaced when it breaks."""
+
+    slots: int
+    executor: Executor
+
+    def renew(self) -> None:
+        """Replace a broken executor."""
+        raise BrokenExecutor("this pool cannot be renewed")
+
+    def close(self, *, cancel: bool) -> None:
+        self.executor.shutdown(wait=not cancel)
+
+
+class _InProcessExecutor(Executor):
+    """Runs each call at submission, in this process (``workers=1``)."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+
+class InProcessPool(WorkerPool):
+    def __init__(self) -> None:
+        self.slots = 1
+        self.executor = _InProcessExecutor()
+
+
+class LocalPool(WorkerPool):
+    """``workers`` spawned processes (no fork: torch and mediapipe hold threads)."""
+
+    def __init__(self, workers: int) -> None:
+        self.slots = workers
+        self.executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.slots, mp_context=multiprocessing.get_context("spawn"))
+
+    def renew(self) -> None:
+        self.close(cancel=True)
+        self.executor = self._start()
+
+    def close(self, *, cancel: bool) -> None:
+        if not cancel:
+            self.executor.shutdown(wait=True)
+            return
+        # A pool has no public way to stop a running call; terminate its processes.
+        processes = list((getattr(self.executor, "_processes", None) or {}).values())
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=10)
+
+
+def open_pool(workers: int, scheduler: str | None) -> WorkerPool:
+    """A Dask pool when ``scheduler`` is given, else local processes, else this process."""
+    if scheduler:
+        from pipeline.cluster import DaskPool
+
+        return DaskPool(scheduler)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    return InProcessPool() if workers == 1 else LocalPool(workers)
+
+
+# --- the run -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """How a run went: ``counts`` are over every clip in the state (this run and earlier ones)."""
+
+    out_dir: Path
+    found: int
+    skipped: int
+    processed: int
+    counts: dict[str, int]
+    problems: tuple[ScanProblem, ...]
+    interrupted: bool
+    seconds: float
+    results_csv: Path
+    results_jsonl: Path
+
+    def to_json(self) -> dict[str, Any]:
+        return {"out_dir": str(self.out_dir), "found": self.found, "skipped": self.skipped,
+                "processed": self.processed, "counts": dict(self.counts), "interrupted": self.interrupted,
+                "seconds": self.seconds, "results_csv": str(self.results_csv),
+                "results_jsonl": str(self.results_jsonl),
+                "problems": [{"path": p.path, "reason": p.reason} for p in self.problems]}
+
+
+def run_batch(root: str | Path, *, out_dir: str | Path, job: Job, workers: int = 1,
+              scheduler: str | None = None, hook: Hook | None = None,
+              retry_failed: bool = True) -> BatchSummary:
+    """Run ``job`` on every media file under ``root``; resumable through ``out_dir``.
+
+    Clips already done (and unchanged since) are skipped; failed ones are
+    retried unless ``retry_failed`` is False. ``workers=1`` runs in this
+    process; more uses that many spawned processes; ``scheduler`` (a Dask
+    address such as ``"tcp://host:8786"``) sends the clips to a Dask cluster
+    whose workers have this package installed and see the same paths.
+    ``hook`` receives ``("scan", {"found", "problems"})``, then
+    ``("clip", {"done", "total", "path", "status", "skipped"})`` per clip.
+    Ctrl-C stops the run cleanly: clips in flight go back to pending, the
+    tables are written, and the summary says ``interrupted``.
+    """
+    began = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scan = scan_media(root)
+    if hook:
+        hook("scan", {"found": len(scan.media), "problems": len(scan.problems)})
+    with _exclusive(out_dir), RunState(out_dir / STATE_FILE) as state:
+        state.requeue("running")  # left by a run that was killed; we hold the folder now
+        todo = _plan(state, scan, retry_failed=retry_failed)
+        skipped = len(scan.media) - len(todo)
+        progress = _Progress(state, out_dir, hook, total=len(todo), skipped=skipped)
+        interrupted = bool(todo) and _drive(open_pool(workers, scheduler), job, todo, progress)
+        csv_path, jsonl_path = write_results(state, out_dir)
+        return BatchSummary(out_dir, len(scan.media), skipped, progress.done, state.counts(), scan.problems,
+                            interrupted, time.perf_counter() - began, csv_path, jsonl_path)
+
+
+def _plan(state: RunState, scan: MediaScan, *, retry_failed: bool) -> list[str]:
+    """Register the scan in the state and return the clips to process, in path order."""
+    paths = [str(p) for p in scan.media]
+    state.add_pending(paths + [p.path for p in scan.problems if p.is_clip])
+    for problem in scan.problems:
+        if problem.is_clip:
+            state.mark_failed(problem.path, "scan", problem.reason)
+    status = {row.path: row.status for row in state.rows()}
+    wanted = {"pending", "failed"} if retry_failed else {"pending"}
+    return [p for p in paths if status.get(p) in wanted]
+
+
+@dataclass
+class _Progress:
+    """Records outcomes, reports them to the hook and refreshes the tables now and then."""
+
+    state: RunState
+    out_dir: Path
+    hook: Hook | None
+    total: int
+    skipped: int
+    done: int = 0
+    exported: float = field(default_factory=time.monotonic)
+
+    def record(self, outcome: ClipOutcome) -> None:
+        if outcome.status == "done":
+            self.state.mark_done(outcome.path, outcome.result or {}, sha256=outcome.sha256,
+                                 seconds=outcome.seconds)
+        else:
+            self.state.mark_failed(outcome.path, outcome.stage or "unknown", outcome.reason or "",
+                                   seconds=outcome.seconds)
+        self.done += 1
+        if self.hook:
+            self.hook("clip", {"done": self.done, "total": self.total, "path": outcome.path,
+                               "status": outcome.status, "skipped": self.skipped})
+        if time.monotonic() - self.exported >= EXPORT_EVERY_S:
+            write_results(self.state, self.out_dir)
+            self.exported = time.monotonic()
+
+
+def _drive(pool: WorkerPool, job: Job, todo: list[str], progress: _Progress) -> bool:
+    """Keep the pool fed until every clip has an outcome; returns True when interrupted.
+
+    At most two calls per slot are in flight, so an interrupt has little to
+    cancel. Clips in flight when the pool broke are retried alone ("solo").
+    """
+    queue, solo = deque(todo), deque()
+    inflight: dict[Future, tuple[str, bool, Executor]] = {}
+    try:
+        while queue or solo or inflight:
+            _feed(pool, job, queue, solo, inflight, progress.state)
+            finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+            for future in finished:
+                path, alone, executor = inflight.pop(future)
+                outcome = _outcome(future, path, alone)
+                if outcome is None:  # the pool broke under this clip or beside it
+                    solo.append(path)
+                    if executor is pool.executor:
+                        pool.renew()
+                    continue
+                progress.record(outcome)
+    except KeyboardInterrupt:
+        pool.close(cancel=True)
+        progress.state.requeue("running")  # every running clip is ours: we hold the folder's lock
+        return True
+    pool.close(cancel=False)
+    return False
+
+
+def _feed(pool: WorkerPool, job: Job, queue: deque, solo: deque,
+          inflight: dict[Future, tuple[str, bool, Executor]], state: RunState) -> None:
+    if solo:
+        if not inflight:
+            path = solo.popleft()
+            state.mark_running(path)
+            inflight[pool.executor.submit(run_clip, job, path)] = (path, True, pool.executor)
+        return
+    while queue and len(inflight) < 2 * pool.slots:
+        path = queue.popleft()
+        state.mark_running(path)
+        inflight[pool.executor.submit(run_clip, job, path)] = (path, False, pool.executor)
+
+
+def _outcome(future: Future, path: str, alone: bool) -> ClipOutcome | None:
+    """The clip's outcome; ``None`` when a broken pool took it and it deserves a solo retry."""
+    try:
+        return future.result()
+    except BrokenExecutor:
+        if not alone:
+            return None
+        return ClipOutcome(path, "failed", stage="worker",
+                           reason="the worker process died on this clip (a crash in native code or out of memory)")
+    except CancelledError:
+        return ClipOutcome(path, "failed", stage="worker", reason="cancelled by the executor")
+    except Exception as exc:  # a remote worker lost, a result that failed to travel back
+        return ClipOutcome(path, "failed", stage="worker", reason=_one_line(f"{type(exc).__name__}: {exc}"))
+
+
+@contextlib.contextmanager
+def _exclusive(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir/run.lock`` for the run; the OS drops it if the process dies."""
+    with open(out_dir / LOCK_FILE, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BatchBusy(f"{out_dir}: another batch run is using this output folder") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- results tables ------------------------------------------------------------------
+
+def write_results(state: RunState, out_dir: str | Path) -> tuple[Path, Path]:
+    """Regenerate ``results.csv`` and ``results.jsonl`` from the state, each replaced atomically.
+
+    One row per clip in every status. CSV columns: path, status, stage,
+    reason, sha256, seconds, updated (ISO 8601 UTC), then the union of the
+    results' keys (nested values as JSON; a key that clashes with a base
+    column becomes ``result.<key>``). Each JSONL line nests the result whole.
+    """
+    out_dir = Path(out_dir)
+    rows = state.rows()
+    records = [{"path": r.path, "status": r.status, "stage": r.stage, "reason": r.reason, "sha256": r.sha256,
+                "seconds": None if r.seconds is None else round(r.seconds, 3),
+                "updated": datetime.fromtimestamp(r.updated, timezone.utc).isoformat(timespec="seconds"),
+                "result": r.result} for r in rows]
+    keys = sorted({key for r in rows if r.result for key in r.result})
+    columns = list(_BASE_COLUMNS) + [f"result.{k}" if k in _BASE_COLUMNS else k for k in keys]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    for record in records:
+        result = record["result"] or {}
+        writer.writerow([_cell(record[c]) for c in _BASE_COLUMNS] + [_cell(result.get(k)) for k in keys])
+    jsonl = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
+    csv_path, jsonl_path = out_dir / RESULTS_CSV, out_dir / RESULTS_JSONL
+    atomic_write_bytes(csv_path, text.getvalue().encode("utf-8"))
+    atomic_write_bytes(jsonl_path, jsonl.encode("utf-8"))
+    return csv_path, jsonl_path
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
+    return str(value)
+
+
+__all__ = ["BatchBusy", "BatchSummary", "ClipOutcome", "MediaScan", "ScanProblem", "WorkerPool",
+           "find_media", "load_job", "open_pool", "run_batch", "run_clip", "scan_media", "write_results"]
