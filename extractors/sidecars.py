@@ -1,0 +1,206 @@
+"""Transcript sidecar files: ``.json`` word lists, ``.srt`` and ``.vtt`` cues, ``.txt`` text.
+
+Every reader returns :class:`Cue` records: a piece of text with the times the
+file gives it (``None`` when it gives none). A malformed file raises
+:class:`SidecarError`, whose message names the file and the line (or, for JSON
+content, the word's index).
+
+JSON shapes accepted: a list of word objects, ``{"words": [...]}``, or
+``{"segments": [{"words": [...]}, ...]}`` (what Whisper tools write). A word
+object has its text under ``"word"`` or ``"text"``, ``"start"`` and ``"end"``
+in seconds (``null`` or absent: the word is timed from its neighbours), and
+optionally ``"probability"``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+SIDECAR_SUFFIXES: tuple[str, ...] = (".json", ".srt", ".vtt", ".txt")
+"""Looked for next to the media in this order: word times first, then cue times, then bare text."""
+
+_TIME = r"(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}"
+_TIMING = re.compile(rf"^\s*({_TIME})\s*-->\s*({_TIME})(?:\s.*)?$")
+_TAG = re.compile(r"<[^>]*>|\{\\[^}]*\}")
+
+
+class SidecarError(ValueError):
+    """A transcript file that cannot be read; ``str()`` names the file and where."""
+
+    def __init__(self, path: str | Path, where: str, reason: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{path}: {where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Cue:
+    """Text with the interval a sidecar gives it (``None`` where it gives no time)."""
+
+    text: str
+    start: float | None
+    end: float | None
+    line: int
+    probability: float | None = None
+
+
+def find_sidecar(media: Path, named: Path | None = None) -> Path | None:
+    """The sidecar for ``media``: ``named`` if given (it must exist), else a same-stem file."""
+    if named is not None:
+        if not named.is_file():
+            raise FileNotFoundError(f"{named}: transcript sidecar not found")
+        if named.suffix.lower() not in SIDECAR_SUFFIXES:
+            raise SidecarError(named, "name", f"unsupported transcript type; use one of {SIDECAR_SUFFIXES}")
+        return named
+    for suffix in SIDECAR_SUFFIXES:
+        candidate = media.with_suffix(suffix)
+        if candidate != media and candidate.is_file():
+            return candidate
+    return None
+
+
+def read_sidecar(path: Path) -> list[Cue]:
+    """The cues of a sidecar file, chosen by its suffix."""
+    readers: dict[str, Callable[[Path, str], list[Cue]]] = {
+        ".json": read_json, ".srt": read_srt, ".vtt": read_vtt, ".txt": read_txt}
+    try:
+        reader = readers[path.suffix.lower()]
+    except KeyError:
+        raise SidecarError(path, "name", f"unsupported transcript type; use one of {SIDECAR_SUFFIXES}") from None
+    return reader(path, _read_text(path))
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise SidecarError(path, f"line {line}", "not UTF-8 text") from None
+
+
+def read_txt(path: Path, text: str) -> list[Cue]:
+    """The whole file as one untimed cue (none when it holds no words)."""
+    return [Cue(" ".join(text.split()), None, None, 1)] if text.split() else []
+
+
+def parse_timestamp(text: str) -> float:
+    """Seconds of ``[HH:]MM:SS.mmm`` (comma or dot before the milliseconds)."""
+    parts = text.strip().replace(",", ".").split(":")
+    hours = int(parts[-3]) if len(parts) == 3 else 0
+    minutes, value = int(parts[-2]), float(parts[-1])
+    return hours * 3600 + minutes * 60 + value
+
+
+def _blocks(text: str) -> list[tuple[int, list[str]]]:
+    """Blank-line-separated blocks as ``(first line number, lines)``."""
+    blocks: list[tuple[int, list[str]]] = []
+    current: list[str] = []
+    first = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            if not current:
+                first = number
+            current.append(line.rstrip())
+        elif current:
+            blocks.append((first, current))
+            current = []
+    if current:
+        blocks.append((first, current))
+    return blocks
+
+
+def _cue(path: Path, number: int, timing: str, text_lines: list[str]) -> Cue | None:
+    match = _TIMING.match(timing)
+    if match is None:
+        raise SidecarError(path, f"line {number}",
+                           f"expected a cue timing 'HH:MM:SS,mmm --> HH:MM:SS,mmm', got {timing.strip()!r}")
+    start, end = parse_timestamp(match.group(1)), parse_timestamp(match.group(2))
+    if end < start:
+        raise SidecarError(path, f"line {number}", f"cue ends ({match.group(2)}) before it starts ({match.group(1)})")
+    text = " ".join(html.unescape(_TAG.sub("", line)).strip() for line in text_lines)
+    return Cue(" ".join(text.split()), start, end, number) if text.split() else None
+
+
+def read_srt(path: Path, text: str) -> list[Cue]:
+    """SubRip cues: an optional index line, a timing line, then text lines."""
+    cues: list[Cue] = []
+    for first, lines in _blocks(text):
+        skip = 1 if lines[0].strip().isdigit() else 0
+        if skip >= len(lines):
+            raise SidecarError(path, f"line {first}", "cue number without a timing line")
+        cue = _cue(path, first + skip, lines[skip], lines[skip + 1:])
+        if cue is not None:
+            cues.append(cue)
+    return cues
+
+
+def read_vtt(path: Path, text: str) -> list[Cue]:
+    """WebVTT cues; NOTE, STYLE and REGION blocks are skipped, markup and inline times stripped."""
+    blocks = _blocks(text)
+    if not blocks or not blocks[0][1][0].startswith("WEBVTT"):
+        raise SidecarError(path, "line 1", "a WebVTT file must start with 'WEBVTT'")
+    cues: list[Cue] = []
+    for first, lines in blocks[1:]:
+        if lines[0].split(" ")[0] in ("NOTE", "STYLE", "REGION"):
+            continue
+        skip = 0 if "-->" in lines[0] else 1  # an optional cue identifier line
+        if skip >= len(lines):
+            raise SidecarError(path, f"line {first}", "cue identifier without a timing line")
+        cue = _cue(path, first + skip, lines[skip], lines[skip + 1:])
+        if cue is not None:
+            cues.append(cue)
+    return cues
+
+
+def read_json(path: Path, text: str) -> list[Cue]:
+    """One cue per word object (see the module doc for the shapes accepted)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SidecarError(path, f"line {exc.lineno}", f"not valid JSON ({exc.msg})") from None
+    entries = _json_words(path, data)
+    return [_json_cue(path, i, entry) for i, entry in enumerate(entries)]
+
+
+def _json_words(path: Path, data: Any) -> list[Any]:
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict) and isinstance(data.get("words"), list):
+        return data["words"]
+    if isinstance(data, dict) and isinstance(data.get("segments"), list):
+        words: list[Any] = []
+        for i, segment in enumerate(data["segments"]):
+            if not isinstance(segment, dict) or not isinstance(segment.get("words"), list):
+                raise SidecarError(path, f"segment {i}", "has no 'words' list")
+            words.extend(segment["words"])
+        return words
+    raise SidecarError(path, "top level", "expected a list of words, or an object with 'words' or 'segments'")
+
+
+def _json_cue(path: Path, index: int, entry: Any) -> Cue:
+    where = f"word {index}"
+    if not isinstance(entry, dict):
+        raise SidecarError(path, where, f"expected an object, got {type(entry).__name__}")
+    text = entry.get("word", entry.get("text"))
+    if not isinstance(text, str) or not text.strip():
+        raise SidecarError(path, where, "has no non-empty 'word' or 'text'")
+    start, end, probability = (_json_number(path, where, entry, key) for key in ("start", "end", "probability"))
+    if (start is None) != (end is None):
+        raise SidecarError(path, where, "has only one of 'start' and 'end'")
+    if start is not None and end is not None and end < start:
+        raise SidecarError(path, where, f"ends ({end}) before it starts ({start})")
+    return Cue(" ".join(text.split()), start, end, index, probability)
+
+
+def _json_number(path: Path, where: str, entry: dict, key: str) -> float | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+        raise SidecarError(path, where, f"{key!r} must be a finite number of seconds, got {value!r}")
+    return float(value)

