@@ -1,0 +1,115 @@
+"""The SQLite run state: lifecycle, change detection, recovery, and several processes at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pipeline.runstate import RunState
+
+
+def make_files(folder: Path, count: int) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"clip{i:03d}.mp4"
+        path.write_bytes(b"x" * (i + 1))
+        paths.append(str(path))
+    return paths
+
+
+def test_lifecycle(tmp_path):
+    paths = make_files(tmp_path / "clips", 4)
+    with RunState(tmp_path / "run.sqlite") as state:
+        assert state.add_pending(paths) == 4
+        assert state.add_pending(paths) == 0  # unchanged files are not queued twice
+        assert state.claim(2) == paths[:2]
+        assert state.counts() == {"pending": 2, "running": 2, "done": 0, "failed": 0, "total": 4}
+        state.mark_done(paths[0], {"score": 1.5, "segments": [[0.0, 1.0]]}, sha256="ab" * 32, seconds=0.25)
+        state.mark_failed(paths[1], "media", "is empty (0 bytes)")
+        state.mark_running(paths[2])
+        assert state.is_done(paths[0]) and not state.is_done(paths[1]) and not state.is_done("/nowhere.mp4")
+        assert state.counts() == {"pending": 1, "running": 1, "done": 1, "failed": 1, "total": 4}
+        done, = state.rows("done")
+        assert (done.path, done.result, done.sha256, done.seconds) == (paths[0], {"score": 1.5,
+                                                                                 "segments": [[0.0, 1.0]]},
+                                                                        "ab" * 32, 0.25)
+        failed, = state.rows("failed")
+        assert (failed.stage, failed.reason, failed.result) == ("media", "is empty (0 bytes)", None)
+        assert [r.path for r in state.rows()] == paths
+        with pytest.raises(ValueError, match="status"):
+            state.rows("finished")
+
+
+def test_state_survives_reopening_and_running_clips_are_recovered(tmp_path):
+    paths = make_files(tmp_path / "clips", 3)
+    db = tmp_path / "run.sqlite"
+    with RunState(db) as state:
+        state.add_pending(paths)
+        state.mark_done(paths[0], {"ok": True})
+        state.claim(2)  # then the run "dies" without finishing them
+    with RunState(db) as state:
+        assert state.counts()["running"] == 2
+        assert state.requeue("running") == 2
+        assert state.counts() == {"pending": 2, "running": 0, "done": 1, "failed": 0, "total": 3}
+        assert state.is_done(paths[0])
+    mode = sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_changed_file_is_queued_again(tmp_path):
+    paths = make_files(tmp_path / "clips", 2)
+    with RunState(tmp_path / "run.sqlite") as state:
+        state.add_pending(paths)
+        for path in paths:
+            state.mark_done(path, {"n": 1})
+        Path(paths[1]).write_bytes(b"re-encoded, longer content")
+        assert state.add_pending(paths) == 1
+        assert [r.path for r in state.rows("pending")] == [paths[1]]
+        assert state.rows("pending")[0].result is None
+        assert state.is_done(paths[0])
+
+
+def _worker(db: str, barrier, rounds: int, log: str) -> None:
+    """Claim clips one at a time until none is left, marking each done or failed; log each claim."""
+    state = RunState(db)
+    barrier.wait()
+    for _ in range(rounds):
+        claimed = state.claim(1)
+        if not claimed:
+            break
+        path = claimed[0]
+        with open(log, "a") as handle:
+            handle.write(path + "\n")
+        if path.endswith("7.mp4"):
+            state.mark_failed(path, "media", f"failed in {os.getpid()}")
+        else:
+            state.mark_done(path, {"pid": os.getpid()})
+    state.close()
+
+
+def test_two_processes_share_the_state(tmp_path):
+    paths = make_files(tmp_path / "clips", 120)
+    db = tmp_path / "run.sqlite"
+    with RunState(db) as state:
+        state.add_pending(paths)
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    logs = [tmp_path / f"claims{i}.txt" for i in range(2)]
+    workers = [context.Process(target=_worker, args=(str(db), barrier, 1000, str(log))) for log in logs]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [w.exitcode for w in workers] == [0, 0]
+    with RunState(db) as state:
+        counts = state.counts()
+        assert counts == {"pending": 0, "running": 0, "done": 108, "failed": 12, "total": 120}
+        owners = {r.result["pid"] for r in state.rows("done")}
+    assert owners <= {w.pid for w in workers}
+    claims = [log.read_text().split() if log.exists() else [] for log in logs]
+    assert sorted(claims[0] + claims[1]) == paths  # every clip claimed exactly once
