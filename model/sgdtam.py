@@ -1,0 +1,312 @@
+"""SG-DTAM: staged generation of missing modalities, then dynamic time alignment, then the head.
+
+``SGDTAM(config)(batch) -> (ModelOutput, loss or None)`` in nanoGPT style: the
+loss comes back when the batch has labels. Samples are grouped by which
+modalities they hold; each group runs its generation stages (none, one or
+two), the generated rows take the real times of their anchor's rows (see
+model/generation.py), and DTAM then aligns the three streams by time.
+
+Regression predictions are ``3 tanh(.)`` in [-3, 3] with an L1 main loss
+(the paper selects on MAE); classification gives logits with cross-entropy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from extractors.timeline import MODALITIES, ClipFeatures
+from model.alignment import DTAM, index_times, offsets
+from model.batching import Batch, collate
+from model.config import SGDTAMConfig
+from model.generation import StagedGenerator, masked_mean
+from model.losses import ConditionalMI, ProjectionHead, alignment, info_nce, reconstruction, resample, smoothness
+
+
+@dataclass(frozen=True)
+class Route:
+    """What a sample saw and what the model generated for it, in generation order."""
+
+    observed: tuple[str, ...]
+    generated: tuple[str, ...]
+
+    def describe(self) -> str:
+        """E.g. ``text -> audio -> video`` or ``audio+video -> text`` or ``text+audio+video``."""
+        head = "+".join(self.observed)
+        return " -> ".join([head, *self.generated])
+
+
+@dataclass
+class ModelOutput:
+    prediction: torch.Tensor               # [B] scores in [-3, 3], or [B, C] logits
+    routes: list[Route]
+    delta_i: torch.Tensor                  # [B] MINE Delta I where a route was chosen, else NaN
+    losses: dict[str, float] = field(default_factory=dict)
+
+    def probabilities(self) -> torch.Tensor | None:
+        return torch.softmax(self.prediction, -1) if self.prediction.dim() == 2 else None
+
+
+@dataclass
+class _Generated:
+    """Rows of one modality generated for the samples ``index`` on their anchor's grid."""
+
+    modality: str
+    index: torch.Tensor
+    rows: torch.Tensor        # [n, Ta, d]
+    anchor: str
+    stage: int
+    condition: "_Generated | None" = None     # the stage-1 rows a stage-2 generation saw
+
+
+@dataclass
+class _Inputs:
+    x: dict[str, torch.Tensor | None]      # projected streams (None: nobody holds it)
+    start: dict[str, torch.Tensor]
+    end: dict[str, torch.Tensor]
+
+
+class SGDTAM(nn.Module):
+    def __init__(self, config: SGDTAMConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.project = nn.ModuleDict({m: nn.Linear(config.width(m), d) for m in MODALITIES})
+        self.generator = StagedGenerator(config)
+        self.cmi = ConditionalMI(d, config.cmi_components)
+        self.projection = ProjectionHead(d, config.proj_dim)
+        self.dtam = DTAM(config)
+        self.head = nn.Sequential(nn.Linear(len(MODALITIES) * d, d), nn.ReLU(), nn.Dropout(config.dropout),
+                                  nn.Linear(d, config.label.outputs))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # --- forward ---------------------------------------------------------------------
+
+    def forward(self, batch: Batch) -> tuple[ModelOutput, torch.Tensor | None]:
+        inputs = self._inputs(batch)
+        present = batch.present()
+        if not present.any(dim=1).all():
+            raise ValueError("every sample needs at least one observed modality")
+        summaries = {m: masked_mean(x, batch.streams[m].mask) for m, x in inputs.x.items() if x is not None}
+        generated, routes, delta_i = self._generate(batch, inputs, summaries)
+        x, keys, start, end = self._assemble(batch, inputs, generated)
+        deltas = self._deltas(start, end)
+        aligned = self.dtam(x, keys, deltas)
+        pooled = torch.cat([masked_mean(aligned[m], keys[m]) for m in MODALITIES], dim=-1)
+        raw = self.head(pooled)
+        prediction = 3.0 * torch.tanh(raw.squeeze(-1)) if self.config.label.kind == "regression" else raw
+        output = ModelOutput(prediction, routes, delta_i)
+        if batch.labels is None:
+            return output, None
+        loss, parts = self._loss(batch, inputs, summaries, generated, prediction)
+        output.losses = parts
+        return output, loss
+
+    def _inputs(self, batch: Batch) -> _Inputs:
+        x, start, end = {}, {}, {}
+        for m in MODALITIES:
+            s = batch.streams[m]
+            x[m] = torch.relu(self.project[m](s.values)) if s.available.any() else None   # Eq. 12 / 29
+            if self.config.time_source == "index":
+                start[m], end[m] = index_times(s.pad, batch.duration)
+            else:
+                start[m], end[m] = s.start, s.end
+        return _Inputs(x, start, end)
+
+    def _generate(self, batch: Batch, inputs: _Inputs, summaries: dict[str, torch.Tensor]
+                  ) -> tuple[list[_Generated], list[Route], torch.Tensor]:
+        present = batch.present()
+        routes: list[Route | None] = [None] * batch.size
+        delta_i = torch.full((batch.size,), float("nan"), device=present.device)
+        generated: list[_Generated] = []
+        for pattern in torch.unique(present, dim=0):
+            index = torch.nonzero((present == pattern).all(dim=1)).squeeze(1)
+            observed = tuple(m for m, p in zip(MODALITIES, pattern.tolist()) if p)
+            missing = tuple(m for m in MODALITIES if m not in observed)
+            anchor = observed[0]
+            scope = [(m, inputs.x[m][index], batch.streams[m].mask[index]) for m in observed]
+            rows = inputs.x[anchor][index]
+            pad = batch.streams[anchor].pad[index]
+            if len(missing) == 1:
+                generated.append(_Generated(missing[0], index, self.generator(missing[0], scope, rows, pad), anchor, 1))
+                for i in index.tolist():
+                    routes[i] = Route(observed, missing)
+            elif len(missing) == 2:
+                previews = {m: self.generator(m, scope, rows, pad) for m in missing}
+                first_is_a = self._order(observed[0], summaries[observed[0]][index], missing, previews, pad, delta_i, index)
+                for flag, (first, second) in ((True, missing), (False, missing[::-1])):
+                    sub = torch.nonzero(first_is_a == flag).squeeze(1)
+                    if sub.numel() == 0:
+                        continue
+                    first_rows = previews[first][sub]
+                    scope2 = [(m, t[sub], k[sub]) for m, t, k in scope] + [(first, first_rows, pad[sub])]
+                    second_rows = self.generator(second, scope2, rows[sub], pad[sub])
+                    stage1 = _Generated(first, index[sub], first_rows, anchor, 1)
+                    generated += [stage1, _Generated(second, index[sub], second_rows, anchor, 2, stage1)]
+                    for i in index[sub].tolist():
+                        routes[i] = Route(observed, (first, second))
+            else:
+                for i in index.tolist():
+                    routes[i] = Route(observed, ())
+        return generated, routes, delta_i
+
+    def _order(self, source: str, source_summary: torch.Tensor, missing: tuple[str, str],
+               previews: dict[str, torch.Tensor], pad: torch.Tensor, delta_i: torch.Tensor,
+               index: torch.Tensor) -> torch.Tensor:
+        """Per sample, True where ``missing[0]`` goes first (Sec. 3.2.1); writes Delta I into ``delta_i``."""
+        if not self.config.use_mi_order:
+            return torch.ones(pad.shape[0], dtype=torch.bool, device=pad.device)
+        with torch.no_grad():
+            summary = tuple(masked_mean(previews[m], pad) for m in missing)
+            first, chosen = self.generator.choose_first(source, source_summary, missing, summary)
+        delta_i[index] = chosen
+        return first
+
+    def _assemble(self, batch: Batch, inputs: _Inputs, generated: list[_Generated]):
+        """Per modality: observed rows where present, generated rows (anchor times) elsewhere."""
+        x, keys, start, end = {}, {}, {}, {}
+        d, b = self.config.d_model, batch.size
+        for m in MODALITIES:
+            s = batch.streams[m]
+            mine = [g for g in generated if g.modality == m]
+            own = s.values.shape[1] if s.present.any() else 0
+            length = max([own, 1] + [g.rows.shape[1] for g in mine])
+            device = s.values.device
+            x[m] = torch.zeros(b, length, d, device=device)
+            keys[m] = torch.zeros(b, length, dtype=torch.bool, device=device)
+            start[m] = torch.zeros(b, length, device=device)
+            end[m] = torch.zeros(b, length, device=device)
+            if own:
+                rows = torch.nonzero(s.present).squeeze(1)
+                x[m][rows, :own] = inputs.x[m][rows]
+                keys[m][rows, :own] = s.mask[rows]
+                start[m][rows, :own] = inputs.start[m][rows]
+                end[m][rows, :own] = inputs.end[m][rows]
+            for g in mine:
+                t = g.rows.shape[1]
+                x[m][g.index, :t] = g.rows
+                keys[m][g.index, :t] = batch.streams[g.anchor].pad[g.index]
+                start[m][g.index, :t] = inputs.start[g.anchor][g.index]
+                end[m][g.index, :t] = inputs.end[g.anchor][g.index]
+        return x, keys, start, end
+
+    def _deltas(self, start: dict[str, torch.Tensor], end: dict[str, torch.Tensor]) -> dict[tuple[str, str], torch.Tensor]:
+        out = {}
+        for a in MODALITIES:
+            for b in MODALITIES:
+                if a != b:
+                    delta = offsets(start[a], end[a], start[b], end[b], self.config.offset_kind)
+                    out[(a, b)] = torch.zeros_like(delta) if self.config.time_source == "none" else delta
+        return out
+
+    # --- losses ----------------------------------------------------------------------
+
+    def _loss(self, batch: Batch, inputs: _Inputs, summaries: dict[str, torch.Tensor],
+              generated: list[_Generated], prediction: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        c = self.config
+        labels = batch.labels
+        main = F.l1_loss(prediction, labels) if c.label.kind == "regression" else F.cross_entropy(prediction, labels)
+        terms = {"main": main}
+        aux = self._generation_losses(batch, inputs, summaries, generated)
+        mine = self._mine_loss(batch, summaries)
+        weights = {"recon": c.lambda_recon * c.use_recon, "contrast": c.lambda_contrast * c.use_contrastive,
+                   "cmi": c.lambda_cmi * c.use_cmi, "align": c.lambda_align * c.use_align_loss,
+                   "smooth": c.lambda_align * c.mu_smooth * c.use_smooth_loss, "order": c.lambda_order * c.use_mi_order}
+        terms.update(aux)
+        terms["order"] = mine
+        total = main + sum(weights[k] * v for k, v in terms.items() if k in weights and weights[k])
+        return total, {k: float(v.detach()) for k, v in terms.items()}
+
+    def _generation_losses(self, batch: Batch, inputs: _Inputs, summaries: dict[str, torch.Tensor],
+                           generated: list[_Generated]) -> dict[str, torch.Tensor]:
+        c = self.config
+        zero = batch.duration.new_zeros(())
+        recon, align, smooth, cmi = [], [], [], []
+        pairs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {m: [] for m in MODALITIES}
+        for g in generated:
+            pad = batch.streams[g.anchor].pad[g.index]
+            smooth.append(smoothness(g.rows, pad))
+            s = batch.streams[g.modality]
+            has = s.available[g.index]
+            if not has.any():
+                continue
+            idx, rows, pad = g.index[has], g.rows[has], pad[has]
+            target = inputs.x[g.modality][idx].detach()
+            keys = s.mask[idx]
+            gaps = offsets(inputs.start[g.anchor][idx], inputs.end[g.anchor][idx],
+                           inputs.start[g.modality][idx], inputs.end[g.modality][idx], c.offset_kind)
+            if c.time_source == "none":
+                gaps = torch.zeros_like(gaps)
+            resampled, covered = resample(target, keys, gaps, c.dta_tau)
+            recon.append(reconstruction(rows, resampled, pad & covered))
+            align.append(alignment(rows, pad, target, keys, gamma=c.sdtw_gamma, max_len=c.sdtw_max_len))
+            pairs[g.modality].append((masked_mean(rows, pad), summaries[g.modality][idx].detach()))
+        cmi.extend(self._cmi_terms(generated, summaries, batch))
+        contrast = [info_nce(self.projection(torch.cat([p[0] for p in v])), self.projection(torch.cat([p[1] for p in v])),
+                             c.contrast_tau) for v in pairs.values() if v]
+        mean = lambda xs: torch.stack(xs).mean() if xs else zero  # noqa: E731
+        return {"recon": mean(recon), "contrast": mean(contrast), "align": mean(align),
+                "smooth": mean(smooth), "cmi": mean(cmi)}
+
+    def _cmi_terms(self, generated: list[_Generated], summaries: dict[str, torch.Tensor], batch: Batch
+                   ) -> list[torch.Tensor]:
+        """Eq. 8 for each second stage: X = observed embedding, Z = stage-1 output, Y = stage-2 output."""
+        out = []
+        for g2 in (g for g in generated if g.condition is not None):
+            pad = batch.streams[g2.anchor].pad[g2.index]
+            x = summaries[g2.anchor][g2.index]
+            loss, _ = self.cmi(x, masked_mean(g2.rows, pad), masked_mean(g2.condition.rows, pad))
+            out.append(loss)
+        return out
+
+    def _mine_loss(self, batch: Batch, summaries: dict[str, torch.Tensor]) -> torch.Tensor:
+        """-(DV bound) per modality pair on detached true embeddings; also feeds the marginal banks."""
+        total = batch.duration.new_zeros(())
+        for i, a in enumerate(MODALITIES):
+            for b in MODALITIES[i + 1:]:
+                if a not in summaries or b not in summaries:
+                    continue
+                both = batch.streams[a].available & batch.streams[b].available
+                if int(both.sum()) >= 2:
+                    total = total - self.generator.mine_bound(a, summaries[a][both].detach(), b, summaries[b][both].detach())
+        if self.training:
+            for m, s in summaries.items():
+                self.generator.remember(m, s[batch.streams[m].available].detach())
+        return total
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One clip's result: a score or class probabilities, and what was observed and generated."""
+
+    score: float | None
+    probabilities: dict[str, float] | None
+    label: str | None
+    observed: tuple[str, ...]
+    generated: tuple[str, ...]
+    route: str
+
+
+@torch.no_grad()
+def predict(model: SGDTAM, clip: ClipFeatures) -> Prediction:
+    """Run ``model`` on one clip in eval mode (its mode is restored afterwards)."""
+    was_training = model.training
+    model.eval()
+    try:
+        batch = collate([clip], widths={m: model.config.width(m) for m in MODALITIES})
+        output, _ = model(batch)
+    finally:
+        model.train(was_training)
+    route = output.routes[0]
+    spec = model.config.label
+    if spec.kind == "regression":
+        return Prediction(float(output.prediction[0]), None, None, route.observed, route.generated, route.describe())
+    probs = output.probabilities()[0].tolist()
+    best = max(range(len(probs)), key=probs.__getitem__)
+    return Prediction(None, dict(zip(spec.classes, probs)), spec.classes[best], route.observed, route.generated,
+                      route.describe())
