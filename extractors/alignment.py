@@ -160,6 +160,6 @@ def timed_words_for_text(media: Path, cues: Sequence[Cue], *, config: Transcript
     audio = decode_audio(media)
     span = (0.0, 0.0) if audio is None else (audio.start, audio.start + audio.duration)
     if any(t.start is not None or t.low != float("-inf") for t in tokens):
-        return interpolate(tokens, start=span[0], end=span[1]), "+spread:cue"
+        return interpolate(tokens, start=span[0], end=span[1]), "+interpolated"
     regions = [] if audio is None else asr.speech_regions(audio.samples, offset=audio.start)
     return _spread_over(tokens, regions or [span]), "+spread:speech" if regions else "+spread:audio"

@@ -6,7 +6,9 @@ Each utterance segment is encoded on its own by a BERT-architecture encoder
 BERT folder by option), and one row is emitted per word-piece token, in time
 order. A token's ``[start, end)`` is its word's: the pieces of one word share
 it, and words with ``estimated`` times make rows whose times are estimated
-too (the word records say which).
+too (the word records say which). When no word has a measured time (text
+spread over a span, e.g. :func:`extractors.transcript.words_from_text`) the
+stream is flagged ``times_synthetic``.
 
 [CLS] and [SEP]: every window is encoded as ``[CLS] tokens [SEP]`` so the
 encoder sees its usual input, but these two positions emit no rows. They have
@@ -172,7 +174,9 @@ class TextExtractor(Extractor):
         start = np.array([words[o].start for o in owners])
         end = np.array([words[o].end for o in owners])
         names = tuple(f"emb_{i:03d}" for i in range(values.shape[1]))
-        return TimedFeatures(values, start, end, np.ones(len(owners), dtype=bool), names, self.identity())
+        synthetic = all(w.estimated for w in words)  # no word has a measured time
+        return TimedFeatures(values, start, end, np.ones(len(owners), dtype=bool), names, self.identity(),
+                             times_synthetic=synthetic)
 
     def extract(self, path: str | Path, *, hook: Hook | None = None) -> ModalityResult:
         if hook is not None:

@@ -65,8 +65,9 @@ class Transcript:
     """All words of a clip in time order, their utterance segments, and where they came from.
 
     ``source`` reads ``"sidecar:srt"``, ``"asr:faster-whisper"``, and gains
-    ``"+aligned:faster-whisper"`` or ``"+spread:speech"`` when untimed text was
-    given times.
+    ``"+aligned:faster-whisper"``, ``"+interpolated"``, ``"+spread:speech"`` or
+    ``"+spread:audio"`` when untimed text was given times. ``note`` says why
+    there are no words, when there are none.
     """
 
     words: tuple[Word, ...]

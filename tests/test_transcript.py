@@ -1,0 +1,297 @@
+"""Transcripts: sidecar readers, interpolation, segmentation, alignment, and real recognition."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from extractors.alignment import match_words, normalise, spell_number
+from extractors.media import probe
+from extractors.sidecars import SidecarError, find_sidecar, read_sidecar
+from extractors.transcript import (
+    TimedToken, Transcript, TranscriptConfig, Word, interpolate, make_transcript, segment_words,
+    transcribe, words_from_text,
+)
+from media_factory import make_media, run_ffmpeg
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+GRID = EXAMPLES / "grid-bbaf2n.mpg"
+GRID_WORDS = "bin blue at f two now"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def grid_copy(folder: Path, stem: str = "clip") -> Path:
+    """The GRID clip under ``folder`` (a link), so sidecars can sit next to it."""
+    link = folder / f"{stem}.mpg"
+    link.symlink_to(GRID)
+    return link
+
+
+def keys(transcript: Transcript) -> str:
+    return " ".join(normalise(w.text) for w in transcript.words)
+
+
+def assert_in_time_order(words, lo: float, hi: float) -> None:
+    assert all(lo <= w.start <= w.end <= hi for w in words), words
+    assert all(a.start <= b.start for a, b in zip(words, words[1:])), words
+
+
+# --- sidecar readers ----------------------------------------------------------------
+
+def test_srt_cues_with_index_lines_tags_and_both_millisecond_marks(tmp_path):
+    path = write(tmp_path / "a.srt", "\ufeff1\n00:00:01,000 --> 00:00:02,500\n<i>Hello</i> there,\nfriend\n\n"
+                                     "2\n00:01:02.25 --> 01:00:03,000\nbye\n")
+    cues = read_sidecar(path)
+    assert [(c.text, c.start, c.end, c.line) for c in cues] == [
+        ("Hello there, friend", 1.0, 2.5, 2), ("bye", 62.25, 3603.0, 7)]
+
+
+@pytest.mark.parametrize("body, line, words", [
+    ("1\n00:00:01,000 -> 00:00:02,000\nhi\n", 2, "cue timing"),
+    ("1\n00:00:01,000 --> 00:00:02,000\nhi\n\n2\n00:00:03,000 --> 00:00:02,000\nyo\n", 6, "before it starts"),
+    ("1\n00:00:01,000 --> 00:00:02,000\nhi\n\n7\n", 5, "without a timing line"),
+    ("1\nhello\n", 2, "cue timing"),
+])
+def test_malformed_srt_names_file_and_line(tmp_path, body, line, words):
+    path = write(tmp_path / "bad.srt", body)
+    with pytest.raises(SidecarError, match=rf"bad\.srt: line {line}: .*{words}"):
+        read_sidecar(path)
+
+
+def test_vtt_skips_notes_and_identifiers_and_strips_markup(tmp_path):
+    path = write(tmp_path / "a.vtt", "WEBVTT - demo\n\nNOTE a comment\nacross lines\n\n"
+                                     "intro\n00:01.000 --> 00:02.000 align:start position:10%\n"
+                                     "<v Ann>Good <00:01.500><c>morning</c> &amp; hi</v>\n\n"
+                                     "00:00:03.000 --> 00:00:04.000\nyes\n")
+    cues = read_sidecar(path)
+    assert [(c.text, c.start, c.end) for c in cues] == [("Good morning & hi", 1.0, 2.0), ("yes", 3.0, 4.0)]
+
+
+@pytest.mark.parametrize("body, line, words", [
+    ("1\n00:01.000 --> 00:02.000\nhi\n", 1, "must start with 'WEBVTT'"),
+    ("WEBVTT\n\n00:01.000 --> 00:0x.000\nhi\n", 3, "cue timing"),
+    ("WEBVTT\n\nid-only\n", 3, "without a timing line"),
+])
+def test_malformed_vtt_names_file_and_line(tmp_path, body, line, words):
+    path = write(tmp_path / "bad.vtt", body)
+    with pytest.raises(SidecarError, match=rf"bad\.vtt: line {line}: .*{words}"):
+        read_sidecar(path)
+
+
+@pytest.mark.parametrize("data", [
+    [{"word": " hello", "start": 0.5, "end": 0.9, "probability": 0.8}, {"text": "you", "start": None, "end": None}],
+    {"words": [{"word": "hello", "start": 0.5, "end": 0.9, "probability": 0.8}, {"word": "you"}]},
+    {"segments": [{"words": [{"word": "hello", "start": 0.5, "end": 0.9, "probability": 0.8}]},
+                  {"words": [{"word": "you"}]}]},
+])
+def test_json_word_lists_in_each_shape(tmp_path, data):
+    cues = read_sidecar(write(tmp_path / "w.json", json.dumps(data)))
+    assert [(c.text, c.start, c.end, c.probability) for c in cues] == [
+        ("hello", 0.5, 0.9, 0.8), ("you", None, None, None)]
+
+
+@pytest.mark.parametrize("body, where", [
+    ('[{"word": "a", "start": 1,\n "end": }]', "line 2: not valid JSON"),
+    ('[{"word": "a", "start": 0, "end": 1}, {"start": 1, "end": 2}]', "word 1: has no non-empty"),
+    ('[{"word": "a", "start": 0}]', "word 0: has only one of"),
+    ('[{"word": "a", "start": 2, "end": 1}]', "word 0: ends"),
+    ('[{"word": "a", "start": "0.5", "end": 1}]', "word 0: 'start' must be a finite number"),
+    ('{"text": "no words here"}', "top level"),
+    ('["a"]', "word 0: expected an object"),
+])
+def test_malformed_json_names_file_and_place(tmp_path, body, where):
+    with pytest.raises(SidecarError, match=rf"bad\.json: {where}"):
+        read_sidecar(write(tmp_path / "bad.json", body))
+
+
+def test_txt_is_one_untimed_cue_and_bad_bytes_name_the_line(tmp_path):
+    (cue,) = read_sidecar(write(tmp_path / "t.txt", "Bin blue\n  at F two now.\n"))
+    assert (cue.text, cue.start, cue.end) == ("Bin blue at F two now.", None, None)
+    assert read_sidecar(write(tmp_path / "empty.txt", " \n")) == []
+    (tmp_path / "bad.txt").write_bytes(b"fine\nfine\nbad \xff byte\n")
+    with pytest.raises(SidecarError, match=r"bad\.txt: line 3: not UTF-8"):
+        read_sidecar(tmp_path / "bad.txt")
+
+
+def test_sidecar_lookup_prefers_word_times_and_checks_named_files(tmp_path):
+    media = tmp_path / "talk.mp4"
+    assert find_sidecar(media) is None
+    write(tmp_path / "talk.txt", "x")
+    write(tmp_path / "talk.srt", "")
+    assert find_sidecar(media) == tmp_path / "talk.srt"
+    write(tmp_path / "talk.json", "[]")
+    assert find_sidecar(media) == tmp_path / "talk.json"
+    with pytest.raises(FileNotFoundError, match="nothing.srt"):
+        find_sidecar(media, tmp_path / "nothing.srt")
+    with pytest.raises(SidecarError, match="unsupported transcript type"):
+        find_sidecar(media, write(tmp_path / "notes.doc", "x"))
+
+
+# --- records, interpolation, segmentation -----------------------------------------
+
+def test_untimed_words_are_interpolated_between_neighbours_and_flagged():
+    tokens = [TimedToken("one", 1.0, 1.5, 0.9), TimedToken("a"), TimedToken("longer"),
+              TimedToken("four", 3.0, 3.2, 0.8), TimedToken("tail")]
+    words = interpolate(tokens, start=0.0, end=4.0)
+    assert [w.text for w in words] == ["one", "a", "longer", "four", "tail"]
+    assert [w.estimated for w in words] == [False, True, True, False, True]
+    gap = words[1:3]
+    assert gap[0].start == 1.5 and gap[-1].end == 3.0 and gap[0].end == gap[1].start
+    assert gap[1].end - gap[1].start > gap[0].end - gap[0].start  # longer word, longer share
+    assert (words[4].start, words[4].end) == (3.2, 4.0)
+    assert words[0].probability == 0.9 and words[1].probability is None
+
+
+def test_interpolation_stays_inside_each_cue_and_keeps_time_order():
+    first_cue = [TimedToken(t, low=0.0, high=1.0) for t in ("aa", "bb")]
+    second_cue = [TimedToken("cc", 2.5, 2.8, low=2.0, high=4.0), TimedToken("dd", low=2.0, high=4.0)]
+    words = interpolate(first_cue + second_cue, start=0.0, end=10.0)
+    assert [(w.start, w.end) for w in words] == [(0.0, 0.5), (0.5, 1.0), (2.5, 2.8), (2.8, 4.0)]
+    overlapping = interpolate([TimedToken("x", 2.0, 3.0), TimedToken("y", 1.0, 1.5)], start=0.0, end=5.0)
+    assert_in_time_order(overlapping, 0.0, 5.0)
+
+
+def test_words_from_text_spreads_evenly_and_flags():
+    words = words_from_text("I  am\nhappy", 2.0, 5.0)
+    assert [(w.text, w.start, w.end, w.estimated) for w in words] == [
+        ("I", 2.0, 3.0, True), ("am", 3.0, 4.0, True), ("happy", 4.0, 5.0, True)]
+    assert words_from_text("  ", 0.0, 1.0) == []
+
+
+def test_segments_end_at_sentence_punctuation_and_long_pauses():
+    words = [Word("Hi", 0.0, 0.3), Word("there.", 0.3, 0.6), Word("So", 0.7, 0.9), Word("then", 0.9, 1.2),
+             Word("later", 2.5, 2.9), Word("on?", 3.0, 3.2)]
+    segments = segment_words(words, pause=0.8)
+    assert [s.text for s in segments] == ["Hi there.", "So then", "later on?"]
+    assert [(s.start, s.end) for s in segments] == [(0.0, 0.6), (0.7, 1.2), (2.5, 3.2)]
+
+
+def test_transcript_json_round_trip_and_word_validation():
+    words = [Word("Hello.", 0.1, 0.4, 0.7), Word("again", 0.5, 0.9, None, True)]
+    transcript = make_transcript(words, "sidecar:json", pause=0.8)
+    again = Transcript.from_json(json.loads(json.dumps(transcript.to_json())))
+    assert again == transcript and len(again.segments) == 2
+    with pytest.raises(ValueError, match="before start"):
+        Word("x", 1.0, 0.5)
+    with pytest.raises(ValueError, match="starts before"):
+        make_transcript(list(reversed(words)), "x", pause=0.8)
+
+
+# --- matching given text to recognised words --------------------------------------
+
+@pytest.mark.parametrize("digits, words", [("2", "two"), ("13", "thirteen"), ("40", "forty"), ("42", "fortytwo"),
+                                           ("305", "threehundredfive"), ("2024", "twozerotwofour")])
+def test_numbers_are_spelled_for_matching(digits, words):
+    assert spell_number(digits) == words
+
+
+def test_matching_uses_exact_tokens_then_characters():
+    heard = [Word("Bimblue", 0.59, 1.49, 0.44), Word("F2", 1.49, 1.93, 0.89), Word("now.", 1.93, 2.33, 0.97)]
+    tokens = match_words("Bin blue at f two now".split(), heard)
+    timed = {t.text: t for t in tokens}
+    assert (timed["now"].start, timed["now"].end, timed["now"].probability, timed["now"].estimated) == (
+        1.93, 2.33, 0.97, False)
+    assert timed["at"].start is None  # nothing of it was heard: left for interpolation
+    assert timed["Bin"].start == 0.59 and timed["Bin"].end < timed["blue"].start < timed["blue"].end == 1.49
+    assert timed["f"].start == 1.49 and timed["two"].end == 1.93
+    assert all(timed[w].estimated and timed[w].probability is None for w in ("Bin", "blue", "f", "two"))
+
+
+# --- real recognition on real media -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def grid_duration() -> float:
+    return probe(GRID).duration
+
+
+@pytest.fixture(scope="module")
+def recognised() -> Transcript:
+    return transcribe(GRID, config=TranscriptConfig(source="asr"))
+
+
+def test_recognised_grid_words_have_measured_times_inside_the_clip(recognised, grid_duration):
+    print("faster-whisper tiny.en on GRID:", repr(recognised.text))
+    assert recognised.source == "asr:faster-whisper"
+    assert_in_time_order(recognised.words, 0.0, grid_duration)
+    assert all(not w.estimated and 0.0 <= w.probability <= 1.0 for w in recognised.words)
+    # tiny.en hears "bimblue f two now" (no "at"); the end of the sentence is right word for word.
+    assert keys(recognised).endswith("ftwo now") and keys(recognised).replace(" ", "").startswith("bi")
+    assert len(recognised.segments) == 1 and recognised.segments[0].end <= grid_duration
+
+
+def test_grid_text_sidecar_is_aligned_to_the_recognised_words(tmp_path, recognised, grid_duration):
+    media = grid_copy(tmp_path)
+    write(tmp_path / "clip.txt", "Bin blue at F two now.\n")
+    transcript = transcribe(media)
+    assert transcript.source == "sidecar:txt+aligned:faster-whisper"
+    assert keys(transcript) == GRID_WORDS
+    assert_in_time_order(transcript.words, 0.0, grid_duration)
+    heard = {normalise(w.text): w for w in recognised.words}
+    now = transcript.words[-1]
+    assert (now.start, now.end, now.estimated) == (heard["now"].start, heard["now"].end, False)
+    assert transcript.words[0].start == recognised.words[0].start
+    assert all(w.estimated for w in transcript.words[:-1])
+
+
+def test_srt_cue_words_are_aligned_inside_their_cue(tmp_path, grid_duration):
+    media = grid_copy(tmp_path)
+    write(tmp_path / "clip.srt", "1\n00:00:00,400 --> 00:00:02,600\nbin blue at f two now\n")
+    transcript = transcribe(media)
+    assert transcript.source == "sidecar:srt+aligned:faster-whisper" and keys(transcript) == GRID_WORDS
+    assert_in_time_order(transcript.words, 0.4, 2.6)
+    assert not transcript.words[-1].estimated
+
+
+def test_text_without_recognition_is_spread_over_the_speech(tmp_path, recognised, grid_duration):
+    media = grid_copy(tmp_path)
+    write(tmp_path / "clip.txt", GRID_WORDS)
+    transcript = transcribe(media, config=TranscriptConfig(align=False))
+    assert transcript.source == "sidecar:txt+spread:speech"
+    assert all(w.estimated for w in transcript.words)
+    assert_in_time_order(transcript.words, 0.0, grid_duration)
+    # the voice-activity region starts near the first recognised word, not at 0
+    assert abs(transcript.words[0].start - recognised.words[0].start) < 0.5 and transcript.words[0].start > 0.1
+
+
+def test_json_sidecar_keeps_its_times_and_fills_a_missing_one(tmp_path):
+    media = grid_copy(tmp_path)
+    write(tmp_path / "clip.json", json.dumps([{"word": "bin", "start": 0.6, "end": 0.8},
+                                              {"word": "blue", "start": None, "end": None},
+                                              {"word": "now", "start": 1.9, "end": 2.3, "probability": 0.5}]))
+    transcript = transcribe(media, config=TranscriptConfig(align=False))
+    assert transcript.source == "sidecar:json+interpolated"
+    assert [(w.text, w.start, w.end, w.estimated) for w in transcript.words] == [
+        ("bin", 0.6, 0.8, False), ("blue", 0.8, 1.9, True), ("now", 1.9, 2.3, False)]
+    assert transcript.words[2].probability == 0.5
+
+
+def test_recognised_times_follow_a_late_audio_track(tmp_path, recognised):
+    late = tmp_path / "late.mkv"
+    run_ffmpeg(["-i", str(GRID), "-itsoffset", "1.0", "-i", str(GRID), "-map", "0:v", "-map", "1:a",
+                "-c:v", "copy", "-c:a", "flac", str(late)])
+    shifted = transcribe(late, config=TranscriptConfig(source="asr"))
+    assert [w.text for w in shifted.words] == [w.text for w in recognised.words]
+    for moved, original in zip(shifted.words, recognised.words):
+        assert moved.start == pytest.approx(original.start + 1.0, abs=0.05)
+
+
+def test_silence_and_missing_audio_give_no_words_with_a_reason(tmp_path):
+    silent = transcribe(EXAMPLES / "pexels-crying-to-laughing.mp4")
+    assert silent.words == () and "no speech" in silent.note
+    mute = make_media(tmp_path / "mute.mp4", audio=None)
+    assert transcribe(mute).note == "the file has no audio stream"
+
+
+def test_source_options_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="transcript source"):
+        TranscriptConfig(source="guess")
+    with pytest.raises(FileNotFoundError, match="no transcript sidecar"):
+        transcribe(grid_copy(tmp_path), config=TranscriptConfig(source="sidecar"))
+    with pytest.raises(FileNotFoundError, match="not a CTranslate2 Whisper folder"):
+        transcribe(GRID, config=TranscriptConfig(source="asr", whisper_model=tmp_path))
