@@ -351,10 +351,12 @@ def _plan(state: RunState, scan: MediaScan, *, retry_failed: bool) -> list[str]:
     """Register the scan in the state and return the clips to process, in path order."""
     paths = [str(p) for p in scan.media]
     state.add_pending(paths + [p.path for p in scan.problems if p.is_clip])
+    rows = {row.path: row for row in state.rows()}
     for problem in scan.problems:
-        if problem.is_clip:
+        known = rows.get(problem.path)
+        if problem.is_clip and (known is None or (known.status, known.reason) != ("failed", problem.reason)):
             state.mark_failed(problem.path, "scan", problem.reason)
-    status = {row.path: row.status for row in state.rows()}
+    status = {path: row.status for path, row in rows.items()}
     wanted = {"pending", "failed"} if retry_failed else {"pending"}
     return [p for p in paths if status.get(p) in wanted]
 
