@@ -85,7 +85,7 @@ def train(model: torch.nn.Module, train_clips: Sequence[ClipFeatures], train_lab
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if hook:
                 hook("train_step", {"epoch": epoch, "done": step + 1, "total": -(-len(order) // batch_size)})
         val = evaluate(model, val_clips, val_labels, batch_size=batch_size)["all"]
