@@ -403,11 +403,12 @@ def _drive(pool: WorkerPool, job: Job, todo: list[str], progress: _Progress) -> 
             finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for future in finished:
                 path, alone, executor = inflight.pop(future)
+                broke = not future.cancelled() and isinstance(future.exception(), BrokenExecutor)
+                if broke and executor is pool.executor:
+                    pool.renew()
                 outcome = _outcome(future, path, alone)
                 if outcome is None:  # the pool broke under this clip or beside it
                     solo.append(path)
-                    if executor is pool.executor:
-                        pool.renew()
                     continue
                 progress.record(outcome)
     except KeyboardInterrupt:

@@ -37,7 +37,10 @@ def slow_media_job(path: str) -> dict:
 
 
 def crashing_media_job(path: str) -> dict:
-    """:func:`media_job`, except that a clip named ``*crash*`` kills its worker process outright."""
+    """:func:`slow_media_job`, except that a clip named ``*crash*`` kills its worker process outright.
+
+    The slow clips are still in flight when the crash breaks the pool.
+    """
     if "crash" in Path(path).name:
         os.kill(os.getpid(), signal.SIGKILL)
-    return media_job(path)
+    return slow_media_job(path)
