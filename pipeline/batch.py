@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from extractors.base import Hook
 from extractors.media import MEDIA_EXTENSIONS, MediaError
-from extractors.records_io import atomic_write_bytes
+from extractors.records_io import atomic_write_bytes, atomic_write_json
 from extractors.timeline import file_sha256
 from pipeline.errors import StageError
 from pipeline.runstate import RunState
@@ -51,6 +51,7 @@ STATE_FILE = "run.sqlite"
 LOCK_FILE = "run.lock"
 RESULTS_CSV = "results.csv"
 RESULTS_JSONL = "results.jsonl"
+SUMMARY_JSON = "summary.json"
 EXPORT_EVERY_S = 10.0
 MAX_REASON_CHARS = 500
 _BASE_COLUMNS: tuple[str, ...] = ("path", "status", "stage", "reason", "sha256", "seconds", "updated")
@@ -328,7 +329,8 @@ def run_batch(root: str | Path, *, out_dir: str | Path, job: Job, workers: int =
     ``hook`` receives ``("scan", {"found", "problems"})``, then
     ``("clip", {"done", "total", "path", "status", "skipped"})`` per clip.
     Ctrl-C stops the run cleanly: clips in flight go back to pending, the
-    tables are written, and the summary says ``interrupted``.
+    tables are written, and the summary says ``interrupted``. The summary is
+    also written to ``out_dir/summary.json``.
     """
     began = time.perf_counter()
     out_dir = Path(out_dir)
@@ -343,8 +345,10 @@ def run_batch(root: str | Path, *, out_dir: str | Path, job: Job, workers: int =
         progress = _Progress(state, out_dir, hook, total=len(todo), skipped=skipped)
         interrupted = bool(todo) and _drive(open_pool(workers, scheduler), job, todo, progress)
         csv_path, jsonl_path = write_results(state, out_dir)
-        return BatchSummary(out_dir, len(scan.media), skipped, progress.done, state.counts(), scan.problems,
-                            interrupted, time.perf_counter() - began, csv_path, jsonl_path)
+        summary = BatchSummary(out_dir, len(scan.media), skipped, progress.done, state.counts(), scan.problems,
+                               interrupted, time.perf_counter() - began, csv_path, jsonl_path)
+        atomic_write_json(out_dir / SUMMARY_JSON, summary.to_json())
+    return summary
 
 
 def _plan(state: RunState, scan: MediaScan, *, retry_failed: bool) -> list[str]:

@@ -171,13 +171,13 @@ sys.path.insert(0, {tests!r})
 import pipeline.batch as batch
 from batch_jobs import slow_media_job
 batch.EXPORT_EVERY_S = 0.0  # rewrite the tables after every clip: many chances to be killed mid-write
-summary = batch.run_batch({root!r}, out_dir={out!r}, job=slow_media_job, workers=2)
+summary = batch.run_batch({root!r}, out_dir={out!r}, job=slow_media_job, workers={workers})
 print(json.dumps(summary.to_json()))
 """
 
 
-def start_runner(root: Path, out: Path) -> subprocess.Popen:
-    script = RUNNER.format(tests=str(TESTS), root=str(root), out=str(out))
+def start_runner(root: Path, out: Path, workers: int = 2) -> subprocess.Popen:
+    script = RUNNER.format(tests=str(TESTS), root=str(root), out=str(out), workers=workers)
     env = dict(os.environ, BATCH_TEST_DELAY_S="0.3")
     return subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -220,15 +220,17 @@ def test_killed_run_leaves_valid_tables_and_resumes(tmp_path):
     assert sorted(r["path"] for r in rows if r["status"] == "done") == paths
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_finished_results(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_stops_cleanly_and_keeps_finished_results(tmp_path, workers):
     root, out = tmp_path / "in", tmp_path / "out"
     grid_folder(root, 10)
-    runner = start_runner(root, out)
+    runner = start_runner(root, out, workers)
     wait_for_done(out, 2, runner)
     os.killpg(runner.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
     stdout, stderr = runner.communicate(timeout=60)
     assert runner.returncode == 0, stderr
     summary = json.loads(stdout)
+    assert json.loads((out / "summary.json").read_text()) == summary
     assert summary["interrupted"] is True
     assert summary["counts"]["running"] == 0 and summary["counts"]["done"] >= 2
     assert summary["counts"]["pending"] >= 1
