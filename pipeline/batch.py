@@ -419,6 +419,9 @@ def _drive(pool: WorkerPool, job: Job, todo: list[str], progress: _Progress) -> 
         pool.close(cancel=True)
         progress.state.requeue("running")  # every running clip is ours: we hold the folder's lock
         return True
+    except BaseException:
+        pool.close(cancel=True)  # no orphaned workers when the hook or the state fails
+        raise
     pool.close(cancel=False)
     return False
 

@@ -194,7 +194,13 @@ def _record_name(path: Path) -> str | None:
 
 @contextlib.contextmanager
 def _locked(folder: Path, *, exclusive: bool) -> Iterator[None]:
-    """An advisory lock on ``folder/.lock`` (shared for readers, exclusive for writers)."""
+    """An advisory lock on ``folder/.lock`` (shared for readers, exclusive for writers).
+
+    A reader of a cache it cannot write (a read-only shared copy) reads without one.
+    """
+    if not exclusive and not os.access(folder, os.W_OK):
+        yield
+        return
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
