@@ -159,7 +159,8 @@ class FeatureCache:
         return payload_path
 
     def _discard(self, stem: Path, suffix: str) -> None:
-        with _locked(stem.parent, exclusive=True):
+        """Remove a damaged entry (left in place when the cache is read-only: still a miss)."""
+        with contextlib.suppress(OSError), _locked(stem.parent, exclusive=True):
             for path in (stem.with_name(stem.name + suffix + RECORD_SUFFIX), stem.with_name(stem.name + suffix)):
                 path.unlink(missing_ok=True)
 
