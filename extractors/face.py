@@ -18,9 +18,11 @@ Choices this module makes:
   chosen anew: the largest face box (``subject="largest"``) or the face whose
   box centre is nearest the frame centre (``subject="central"``).
 - Frames whose longer side exceeds ``max_side`` are shrunk (area filter) before
-  the landmarker. The landmarker itself detects on a 128x128 view of the whole
-  frame and reads landmarks from a 256x256 face crop, so the default of 640 px
-  loses nothing for faces up to about a third of the frame height.
+  the landmarker, which saves copying and resampling large frames. The
+  landmarker detects on a 128x128 view of the whole frame and reads landmarks
+  from a 256x256 crop around the face, so 640 px costs little detail unless the
+  face fills most of the frame; there is no minimum face size (the GRID face
+  is still found when the whole frame is 64x52).
 - Timestamps given to the landmarker are the frames' start times in integer
   milliseconds, bumped by 1 ms where rounding would repeat or reverse one
   (VIDEO mode refuses non-increasing timestamps). Row times are never changed.
@@ -28,8 +30,9 @@ Choices this module makes:
   chunks of ``CHUNK_FRAMES`` that take turns between ``LANES`` landmarkers
   (chunk k goes to landmarker k mod ``LANES``), which ``threads`` worker
   threads run while the calling thread decodes the next chunk. The turns are
-  fixed, so the output does not depend on ``threads``; each landmarker tracks
-  faces within its chunks and finds them afresh at a chunk's first frame.
+  fixed, so the output does not depend on ``threads``. A landmarker tracks
+  faces through its own chunks; at a chunk's first frame its track is a chunk
+  old, and when the face has moved off it the face is detected afresh.
 - Output ``au``: the action units of :mod:`extractors.action_units` and head
   pose; ``blendshapes``: MediaPipe's 52 scores; ``all``: the three together.
 """

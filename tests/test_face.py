@@ -124,6 +124,19 @@ def test_video_without_a_face_is_missing_with_the_reason(tmp_path):
     assert not kept.values.any()
 
 
+def test_frames_without_a_face_stay_in_the_stream_masked(tmp_path, grid_all):
+    """The GRID clip with the picture blacked out from 2 s on: those rows stay, masked, with zeros."""
+    blanked = tmp_path / "blanked.mp4"
+    run_ffmpeg(["-i", str(GRID), "-vf", "drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='gte(t,2)'",
+                "-c:v", "libx264", "-pix_fmt", "yuv420p", "-an", str(blanked)])
+    result = FaceExtractor().extract(blanked)
+    assert isinstance(result, TimedFeatures)
+    np.testing.assert_allclose(result.start, grid_all.start, atol=1e-3)
+    dark = result.start >= 2.0
+    assert dark.any() and not result.mask[dark].any() and result.mask[~dark].all()
+    assert not result.values[dark].any()
+
+
 def test_audio_only_and_broken_files(tmp_path):
     audio = make_media(tmp_path / "tone.wav", seconds=0.5)
     result = FaceExtractor().extract(audio)
