@@ -47,6 +47,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,6 +237,7 @@ class FaceExtractor(Extractor):
 _SETUP_NOTICE = re.compile(
     r"Logging before InitGoogle|face_landmarker_graph\.cc|inference_feedback_manager\.cc"
     r"|Created TensorFlow Lite XNNPACK delegate")
+_STDERR_SWAP = threading.Lock()  # one fd-2 swap at a time when extractors run in several threads
 
 
 @contextlib.contextmanager
@@ -247,7 +249,11 @@ def _quiet_setup_notices() -> Iterator[None]:
     silences them. Anything else written meanwhile is passed on afterwards.
     """
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to protect (closed by a daemonising parent)
+        yield
+        return
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
@@ -277,7 +283,7 @@ def open_landmarker(model: Path, config: FaceConfig) -> Iterator[Any]:
         output_face_blendshapes=True,
         output_facial_transformation_matrixes=True,
     )
-    with _quiet_setup_notices():
+    with _STDERR_SWAP, _quiet_setup_notices():
         landmarker = vision.FaceLandmarker.create_from_options(options)
     with landmarker:
         yield landmarker
