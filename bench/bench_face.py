@@ -68,13 +68,15 @@ def main() -> None:
         runs = [measure(EXAMPLES / name, args.fps) for _ in range(args.repeats)]
         summary = {key: median(runs, key) for key in runs[0]}
         results[name] = summary
-        print(f"{name}: {summary['frames']:.0f} frames at {args.fps:g} fps sampling, face in {summary['face_share']:.0%}; "
+        print(f"{name}: {summary['frames']:.0f} frames at {args.fps:g} fps sampling, "
+              f"face in {summary['face_share']:.0%}; "
               f"end-to-end {summary['end_to_end_fps']:.1f} frames/s ({summary['seconds']:.2f} s), "
               f"steady {_rate(summary['steady_fps'])}, CPU {summary['cpu_ms_per_frame']:.1f} ms/frame "
               f"(median of {args.repeats}; target {TARGET_FPS:g} frames/s)")
     out = Path(__file__).resolve().parent / "results" / "face.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"cpus": os.cpu_count(), "load_average": load, "sampling_fps": args.fps, "clips": results}, indent=2))
+    report = {"cpus": os.cpu_count(), "load_average": load, "sampling_fps": args.fps, "clips": results}
+    out.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
