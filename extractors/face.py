@@ -183,8 +183,12 @@ class FaceExtractor(Extractor):
         ends: list[float] = []
         found: list[list[Face]] = []
         with contextlib.ExitStack() as stack:
-            lanes = [Lane(stack.enter_context(open_landmarker(model, self.config))) for _ in range(LANES)]
+            lanes = [Lane(model, self.config) for _ in range(LANES)]
+            for lane in lanes:
+                stack.callback(lane.close)
             pool = stack.enter_context(ThreadPoolExecutor(self._threads(), thread_name_prefix="face"))
+            for lane in lanes:  # set up while the first chunk decodes; a failure raises again at first use
+                pool.submit(lane.open)
             running: list[Future] = []
             for number, chunk in enumerate(_chunks(frames, CHUNK_FRAMES)):
                 starts += [frame.start for frame in chunk]
@@ -308,18 +312,36 @@ def detect(landmarker: Any, image: np.ndarray, timestamp_ms: int) -> list[Face]:
 
 
 class Lane:
-    """One landmarker and the last timestamp it was given (VIDEO mode wants them increasing)."""
+    """One landmarker, opened on first use, and the last timestamp it was given.
 
-    def __init__(self, landmarker: Any) -> None:
-        self.landmarker = landmarker
+    ``open`` may run in a worker thread ahead of the first chunk, so model
+    set-up overlaps decoding; chunks must come in time order (VIDEO mode wants
+    increasing timestamps).
+    """
+
+    def __init__(self, model: Path, config: FaceConfig) -> None:
+        self._model, self._config = model, config
+        self._stack = contextlib.ExitStack()
+        self._lock = threading.Lock()
+        self._landmarker: Any = None
         self.last_ms: int | None = None
 
+    def open(self) -> Any:
+        with self._lock:
+            if self._landmarker is None:
+                self._landmarker = self._stack.enter_context(open_landmarker(self._model, self._config))
+            return self._landmarker
+
+    def close(self) -> None:
+        self._stack.close()
+
     def detect_chunk(self, chunk: list[VideoFrame]) -> list[list[Face]]:
-        """The faces in each frame of ``chunk``; call with chunks in time order."""
+        """The faces in each frame of ``chunk``."""
+        landmarker = self.open()
         found = []
         for frame in chunk:
             self.last_ms = next_timestamp_ms(frame.start, self.last_ms)
-            found.append(detect(self.landmarker, frame.image, self.last_ms))
+            found.append(detect(landmarker, frame.image, self.last_ms))
         return found
 
 
