@@ -161,7 +161,7 @@ def analyze(path: str | Path, options: AnalyzeOptions = AnalyzeOptions(), *, hoo
                   _modality_report(extracted), extracted.timings, scorer.describe(), _tracks(extracted.features))
 
 
-def batch_job(path: str, options: AnalyzeOptions) -> dict[str, Any]:
+def batch_job(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> dict[str, Any]:
     """One batch clip: the analysis as a flat JSON-able row (top level, so workers can import it)."""
     from extractors.media import MediaError
     from pipeline.errors import StageError
