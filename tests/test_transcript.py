@@ -225,6 +225,12 @@ def test_recognised_grid_words_have_measured_times_inside_the_clip(recognised, g
     assert len(recognised.segments) == 1 and recognised.segments[0].end <= grid_duration
 
 
+def test_utterance_chunking_decodes_each_speech_region(grid_duration):
+    transcript = transcribe(GRID, config=TranscriptConfig(source="asr", chunking="utterance"))
+    assert_in_time_order(transcript.words, 0.0, grid_duration)
+    assert keys(transcript).endswith("ftwo now") and not any(w.estimated for w in transcript.words)
+
+
 def test_grid_text_sidecar_is_aligned_to_the_recognised_words(tmp_path, recognised, grid_duration):
     media = grid_copy(tmp_path)
     write(tmp_path / "clip.txt", "Bin blue at F two now.\n")
@@ -291,6 +297,8 @@ def test_silence_and_missing_audio_give_no_words_with_a_reason(tmp_path):
 def test_source_options_are_checked(tmp_path):
     with pytest.raises(ValueError, match="transcript source"):
         TranscriptConfig(source="guess")
+    with pytest.raises(ValueError, match="chunking"):
+        TranscriptConfig(chunking="sentences")
     with pytest.raises(FileNotFoundError, match="no transcript sidecar"):
         transcribe(grid_copy(tmp_path), config=TranscriptConfig(source="sidecar"))
     with pytest.raises(FileNotFoundError, match="not a CTranslate2 Whisper folder"):
