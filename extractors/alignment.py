@@ -19,6 +19,8 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from extractors import asr
+from extractors.media import decode_audio, probe
 from extractors.sidecars import Cue
 from extractors.transcript import TimedToken, TranscriptConfig, Word, interpolate, spread
 
@@ -143,9 +145,6 @@ def _place(text: str, begin: float, finish: float, regions: Sequence[tuple[float
 
 def timed_words_for_text(media: Path, cues: Sequence[Cue], *, config: TranscriptConfig) -> tuple[list[Word], str]:
     """Words of a sidecar's cues, each with a time; the second item says how untimed words were timed."""
-    from extractors import asr
-    from extractors.media import decode_audio
-
     tokens = tokens_from_cues(cues)
     if all(t.start is not None for t in tokens):
         return interpolate(tokens, start=0.0, end=max((t.end or 0.0) for t in tokens) if tokens else 0.0), ""
@@ -158,7 +157,7 @@ def timed_words_for_text(media: Path, cues: Sequence[Cue], *, config: Transcript
         end = max([heard[-1].end] + [t.high for t in tokens[-1:] if t.high != float("inf")])
         return interpolate(tokens, start=start, end=end), "+aligned:faster-whisper"
     audio = decode_audio(media)
-    span = (0.0, 0.0) if audio is None else (audio.start, audio.start + audio.duration)
+    span = (0.0, probe(media).duration) if audio is None else (audio.start, audio.start + audio.duration)
     if any(t.start is not None or t.low != float("-inf") for t in tokens):
         return interpolate(tokens, start=span[0], end=span[1]), "+interpolated"
     regions = [] if audio is None else asr.speech_regions(audio.samples, offset=audio.start)

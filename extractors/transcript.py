@@ -82,11 +82,13 @@ class Transcript:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON; segments are stored as ``[first_word, word_count]`` ranges."""
-        index = {id(w): i for i, w in enumerate(self.words)}
+        firsts = [0]
+        for segment in self.segments:  # segments tile the words in order
+            firsts.append(firsts[-1] + len(segment.words))
         return {
             "format": TRANSCRIPT_FORMAT, "source": self.source, "note": self.note,
             "words": [[w.text, w.start, w.end, w.probability, w.estimated] for w in self.words],
-            "segments": [[index[id(s.words[0])], len(s.words)] for s in self.segments],
+            "segments": [[first, len(s.words)] for first, s in zip(firsts, self.segments)],
         }
 
     @classmethod

@@ -292,6 +292,11 @@ def test_silence_and_missing_audio_give_no_words_with_a_reason(tmp_path):
     assert silent.words == () and "no speech" in silent.note
     mute = make_media(tmp_path / "mute.mp4", audio=None)
     assert transcribe(mute).note == "the file has no audio stream"
+    write(tmp_path / "mute.txt", "still some words")
+    spread = transcribe(mute)
+    assert spread.source == "sidecar:txt+spread:audio" and all(w.estimated for w in spread.words)
+    assert_in_time_order(spread.words, 0.0, probe(mute).duration)
+    assert spread.words[-1].end == pytest.approx(probe(mute).duration)
 
 
 def test_source_options_are_checked(tmp_path):
