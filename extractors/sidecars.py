@@ -39,7 +39,10 @@ class SidecarError(ValueError):
 
 @dataclass(frozen=True)
 class Cue:
-    """Text with the interval a sidecar gives it (``None`` where it gives no time)."""
+    """Text with the interval a sidecar gives it (``None`` where it gives no time).
+
+    ``line`` is where the cue starts in the file (for JSON, the word's index).
+    """
 
     text: str
     start: float | None

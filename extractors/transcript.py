@@ -120,7 +120,8 @@ class TranscriptConfig(ExtractorConfig):
     transcript differ from run to run. ``align``: give untimed sidecar text
     times from the recogniser (False: spread it over its cue or the speech).
     ``pause``: a silence longer than this (seconds) ends an utterance.
-    ``threads``: CPU threads for the models (runtime only; 0 = all cores).
+    ``threads``: CPU threads for the models (runtime only; 0 leaves the
+    libraries' defaults: CTranslate2 takes 4 or ``OMP_NUM_THREADS``).
     """
 
     source: str = "auto"
