@@ -176,10 +176,12 @@ def batch_job(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> dict[str
 
 
 def batch(folder: str | Path, out_dir: str | Path, options: AnalyzeOptions = AnalyzeOptions(), *,
-          workers: int = 1, scheduler: str | None = None, hook: Hook | None = None):
+          workers: int = 1, scheduler: str | None = None, hook: Hook | None = None,
+          retry_failed: bool = True):
     """Analyse every media file under ``folder``; see :func:`pipeline.batch.run_batch`."""
     from pipeline.batch import run_batch
 
     job = functools.partial(batch_job, options=options)
-    return run_batch(Path(folder), out_dir=Path(out_dir), job=job, workers=workers, scheduler=scheduler, hook=hook)
+    return run_batch(Path(folder), out_dir=Path(out_dir), job=job, workers=workers, scheduler=scheduler,
+                     hook=hook, retry_failed=retry_failed)
 

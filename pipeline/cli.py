@@ -28,9 +28,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from extractors.base import MissingExtra
     from extractors.media import MediaError
     from extractors.timeline import ContractError
+    from pipeline.batch import BatchBusy
     from pipeline.errors import StageError
 
-    return (MediaError, MissingExtra, ContractError, StageError, FileNotFoundError, ValueError)
+    return (MediaError, MissingExtra, ContractError, StageError, BatchBusy, FileNotFoundError, ValueError)
 
 
 def reports_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -119,27 +120,55 @@ def analyze(clip: Path, json_out: str | None, plot: Path | None, transcript: Pat
 @main.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for results.csv, results.jsonl and the run state (run.sqlite).")
+              help="Folder for results.csv, results.jsonl, summary.json and the run state (run.sqlite).")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:port) to run on a cluster instead.")
+@click.option("--retry-failed/--no-retry-failed", default=True, show_default=True,
+              help="Try clips that failed in an earlier run again.")
 @audio_option
 @checkpoint_option
 @cache_dir_option
 @reports_user_errors
-def batch(folder: Path, out_dir: Path, workers: int, scheduler: str | None, audio_backend: str,
-          checkpoint: Path | None, cache_dir: Path | None) -> None:
-    """Analyse every media file under FOLDER (recursive, resumable, parallel)."""
+def batch(folder: Path, out_dir: Path, workers: int, scheduler: str | None, retry_failed: bool,
+          audio_backend: str, checkpoint: Path | None, cache_dir: Path | None) -> None:
+    """Analyse every media file under FOLDER (recursive, resumable, parallel).
+
+    A second run skips clips already done; a failure is recorded with its
+    stage and reason and the run goes on. Ctrl-C keeps every finished result.
+    """
     from pipeline.analyze import AnalyzeOptions, batch as run_batch
 
     options = AnalyzeOptions(audio_backend=audio_backend, checkpoint=checkpoint, cache_dir=cache_dir)
-    with click.progressbar(length=0, label="clips", file=sys.stderr) as bar:
-        def hook(step: str, info: Any) -> None:
-            if step == "clip" and sys.stderr.isatty():
-                bar.length = info.get("total") or bar.length
-                bar.update(1)
-
-        summary = run_batch(folder, out_dir, options, workers=workers, scheduler=scheduler, hook=hook)
+    progress = BatchProgress(sys.stderr.isatty())
+    summary = run_batch(folder, out_dir, options, workers=workers, scheduler=scheduler, hook=progress,
+                        retry_failed=retry_failed)
+    progress.close()
     click.echo(json.dumps(summary.to_json(), indent=2))
+    if summary.interrupted:
+        sys.exit(130)
+
+
+class BatchProgress:
+    """A progress bar over clips on a terminal; silent when stderr is not one."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+
+    def __call__(self, step: str, info: Any) -> None:
+        if not self.enabled:
+            return
+        if step == "scan":
+            click.echo(f"found {info['found']} media files ({info['problems']} unreadable entries)", err=True)
+        elif step == "clip":
+            if self.bar is None:
+                self.bar = click.progressbar(length=info["total"], label="clips", file=sys.stderr)
+                self.bar.__enter__()
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
 
 
 @main.command()
