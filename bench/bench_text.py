@@ -10,7 +10,9 @@ prints the median over the repeats of ``(transcribe + embed) / audio seconds``.
 Target: at most 0.15. As a check on the output it prints how many times "now"
 (the last word of each of the 20 sentences) was recognised in the long input,
 and the median distance between each loop's "now" end and the end recognised
-in the clip alone, shifted by the loop's offset (0 when looping changes nothing). Figures go to ``bench/results/text.json``.
+in the clip alone, shifted by the loop's offset (0 when looping changes nothing).
+Wall time suffers from other work on a shared machine; the process's CPU
+seconds per audio second (all threads together) are printed beside it. Figures go to ``bench/results/text.json``.
 """
 
 from __future__ import annotations
@@ -45,16 +47,17 @@ def looped_speech(folder: Path) -> Path:
 
 def measure(extractor: TextExtractor, clip: Path, seconds: float) -> dict[str, float]:
     """One run: counts, stage times, real-time factor, and where each "now" ends."""
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     transcript = extractor.transcribe(clip)
     middle = time.perf_counter()
     features = extractor.embed(transcript)
-    done = time.perf_counter()
+    done, cpu_done = time.perf_counter(), time.process_time()
     if not isinstance(features, TimedFeatures):
         raise SystemExit(f"{clip}: {features.reason}")
     nows = [w.end for w in transcript.words if normalise(w.text) == "now"]
     return {"words": len(transcript.words), "nows": nows, "tokens": len(features),
-            "transcribe_s": middle - began, "embed_s": done - middle, "rtf": (done - began) / seconds}
+            "transcribe_s": middle - began, "embed_s": done - middle, "rtf": (done - began) / seconds,
+            "cpu_rtf": (cpu_done - cpu_began) / seconds}
 
 
 def drift(nows: list[float], reference: float, period: float) -> float:
@@ -105,7 +108,8 @@ def main() -> None:
                     print(f"  {name} ({durations[name]:.1f} s audio), {args.threads} threads: {summary['words']:.0f} "
                           f"words, {check}, {summary['tokens']:.0f} tokens; transcribe {summary['transcribe_s']:.2f} s"
                           f" + embed {summary['embed_s']:.3f} s = RTF {summary['rtf']:.3f} ({verdict} target "
-                          f"{TARGET_RTF}; median of {args.repeats})")
+                          f"{TARGET_RTF}; median of {args.repeats}); CPU seconds per audio second "
+                          f"{summary['cpu_rtf']:.3f}")
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
           "(1/5/15 min; other work on the machine slows every figure above)")
