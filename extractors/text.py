@@ -105,7 +105,8 @@ class _Window:
 
 def _segment_windows(segment: Segment, tokenizer, size: int, overlap: int) -> tuple[list[_Window], list[int]]:
     """The segment's windows, and the word index (within the segment) of every emitted token."""
-    encoding = tokenizer([w.text for w in segment.words], is_split_into_words=True, add_special_tokens=False)
+    encoding = tokenizer([w.text for w in segment.words], is_split_into_words=True, add_special_tokens=False,
+                         verbose=False)  # no warning for a segment past 512 tokens: it is windowed
     ids, owners = encoding["input_ids"], encoding.word_ids()
     parts = [_Window(ids[lo:hi], slice(elo - lo, ehi - lo)) for lo, hi, elo, ehi in windows(len(ids), size, overlap)]
     return parts, [int(o) for o in owners]

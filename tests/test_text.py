@@ -126,6 +126,13 @@ def test_grid_clip_gives_timed_tokens_inside_the_clip(extractor, encoder):
     assert "threads" not in features.identity.config
 
 
+def test_extract_reports_progress_and_matches_its_two_steps(extractor):
+    steps = []
+    features = extractor.extract(GRID, hook=lambda step, info: steps.append((step, dict(info))))
+    assert steps == [("transcribe", {}), ("embed", {"done": 1, "total": 1})]
+    np.testing.assert_array_equal(features.values, extractor.embed(extractor.transcribe(GRID)).values)
+
+
 def test_no_speech_is_a_missing_modality_with_the_reason(extractor):
     result = extractor.extract(EXAMPLES / "pexels-crying-to-laughing.mp4")
     assert isinstance(result, MissingModality)
