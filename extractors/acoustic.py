@@ -106,6 +106,8 @@ class AcousticExtractor(Extractor):
     def extract_waveform(self, samples: np.ndarray, sample_rate: int, start: float = 0.0, *,
                          hook: Hook | None = None) -> ModalityResult:
         """Frames of mono ``samples`` in [-1, 1] whose first sample lies at ``start`` seconds."""
+        if np.asarray(samples).dtype.kind != "f":
+            raise ValueError(f"samples must be floats in [-1, 1], got {np.asarray(samples).dtype}")
         samples = np.asarray(samples, dtype=np.float32)
         if samples.ndim != 1:
             raise ValueError(f"samples must be mono (1-D), got shape {samples.shape}")
