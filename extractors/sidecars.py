@@ -27,6 +27,7 @@ SIDECAR_SUFFIXES: tuple[str, ...] = (".json", ".srt", ".vtt", ".txt")
 _TIME = r"(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}"
 _TIMING = re.compile(rf"^\s*({_TIME})\s*-->\s*({_TIME})(?:\s.*)?$")
 _TAG = re.compile(r"<[^>]*>|\{\\[^}]*\}")
+_INLINE_TIME = re.compile(r"<((?:\d+:)?\d{2}:\d{2}\.\d{3})>")
 
 
 class SidecarError(ValueError):
@@ -125,8 +126,13 @@ def _cue(path: Path, number: int, timing: str, text_lines: list[str]) -> Cue | N
     start, end = parse_timestamp(match.group(1)), parse_timestamp(match.group(2))
     if end < start:
         raise SidecarError(path, f"line {number}", f"cue ends ({match.group(2)}) before it starts ({match.group(1)})")
-    text = " ".join(html.unescape(_TAG.sub("", line)).strip() for line in text_lines)
-    return Cue(" ".join(text.split()), start, end, number) if text.split() else None
+    text = _clean(" ".join(text_lines))
+    return Cue(text, start, end, number) if text else None
+
+
+def _clean(text: str) -> str:
+    """Cue text without markup, entities decoded, whitespace collapsed."""
+    return " ".join(html.unescape(_TAG.sub("", text)).split())
 
 
 def read_srt(path: Path, text: str) -> list[Cue]:
@@ -143,7 +149,11 @@ def read_srt(path: Path, text: str) -> list[Cue]:
 
 
 def read_vtt(path: Path, text: str) -> list[Cue]:
-    """WebVTT cues; NOTE, STYLE and REGION blocks are skipped, markup and inline times stripped."""
+    """WebVTT cues; NOTE, STYLE and REGION blocks are skipped, markup stripped.
+
+    Inline timestamps split a cue into pieces with their own times, so
+    word-by-word captions give each word its time.
+    """
     blocks = _blocks(text)
     if not blocks or not blocks[0][1][0].startswith("WEBVTT"):
         raise SidecarError(path, "line 1", "a WebVTT file must start with 'WEBVTT'")
@@ -156,8 +166,24 @@ def read_vtt(path: Path, text: str) -> list[Cue]:
             raise SidecarError(path, f"line {first}", "cue identifier without a timing line")
         cue = _cue(path, first + skip, lines[skip], lines[skip + 1:])
         if cue is not None:
-            cues.append(cue)
+            cues += _split_at_inline_times(path, first + skip, cue, " ".join(lines[skip + 1:]))
     return cues
+
+
+def _split_at_inline_times(path: Path, number: int, cue: Cue, raw: str) -> list[Cue]:
+    """A cue cut at its inline timestamps (``<00:01.500>``, as in word-by-word captions).
+
+    The text before the first timestamp runs from the cue's start; each later
+    piece runs from its timestamp to the next one (the last to the cue's end).
+    """
+    pieces = _INLINE_TIME.split(raw)
+    if len(pieces) == 1:
+        return [cue]
+    times = [cue.start] + [parse_timestamp(t) for t in pieces[1::2]] + [cue.end]
+    if any(later < earlier for earlier, later in zip(times, times[1:])):
+        raise SidecarError(path, f"line {number}", "inline timestamps go backwards or fall outside the cue")
+    return [Cue(_clean(text), start, end, number)
+            for text, start, end in zip(pieces[0::2], times, times[1:]) if _clean(text)]
 
 
 def read_json(path: Path, text: str) -> list[Cue]:

@@ -70,7 +70,19 @@ def test_vtt_skips_notes_and_identifiers_and_strips_markup(tmp_path):
                                      "<v Ann>Good <00:01.500><c>morning</c> &amp; hi</v>\n\n"
                                      "00:00:03.000 --> 00:00:04.000\nyes\n")
     cues = read_sidecar(path)
-    assert [(c.text, c.start, c.end) for c in cues] == [("Good morning & hi", 1.0, 2.0), ("yes", 3.0, 4.0)]
+    assert [(c.text, c.start, c.end) for c in cues] == [
+        ("Good", 1.0, 1.5), ("morning & hi", 1.5, 2.0), ("yes", 3.0, 4.0)]
+
+
+def test_vtt_inline_timestamps_time_each_word(tmp_path):
+    path = write(tmp_path / "words.vtt", "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\n"
+                                         "<00:00:00.600><c>bin</c><00:00:01.000><c> blue</c><00:00:01.500><c> now</c>\n")
+    transcript = transcribe(grid_copy(tmp_path, "words"), config=TranscriptConfig(align=False))
+    assert [(w.text, w.start, w.end, w.estimated) for w in transcript.words] == [
+        ("bin", 0.6, 1.0, False), ("blue", 1.0, 1.5, False), ("now", 1.5, 2.0, False)]
+    write(path, "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\na <00:00:01.500>b <00:00:01.000>c\n")
+    with pytest.raises(SidecarError, match=r"words\.vtt: line 3: inline timestamps go backwards"):
+        read_sidecar(path)
 
 
 @pytest.mark.parametrize("body, line, words", [
