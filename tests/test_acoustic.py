@@ -89,6 +89,14 @@ def test_opensmile_chunking_changes_nothing_and_stays_out_of_the_identity():
     assert whole.identity == chunked.identity
 
 
+def test_opensmile_ten_minutes_in_chunks_tiles_the_track():
+    rate, seconds = 2_000, 600.0  # openSMILE's cost is mostly per frame; a low rate still trims it
+    stream = OpenSmileExtractor(chunk_seconds=37.0).extract_waveform(voice_like(seconds, rate=rate), rate, 0.0)
+    assert_tiles(stream, 0.010)
+    assert stream.start[0] == 0.0 and seconds - 0.1 < stream.end[-1] <= seconds
+    assert np.isfinite(stream.values).all()
+
+
 # --- what both backends share ----------------------------------------------------
 
 BACKENDS = [OpenSmileExtractor, lambda **o: LibrosaExtractor(f0_method="yin", **o)]
