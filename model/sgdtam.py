@@ -6,6 +6,12 @@ modalities they hold; each group runs its generation stages (none, one or
 two), the generated rows take the real times of their anchor's rows (see
 model/generation.py), and DTAM then aligns the three streams by time.
 
+The head reads each aligned row through a ReLU layer, takes the masked
+mean over rows per modality, and maps the three means through an MLP (the
+paper does not specify it). The per-row non-linearity lets the pooled vector
+reflect what co-occurs within a row after alignment; a mean of rows fed
+straight to the MLP could not.
+
 Regression predictions are ``3 tanh(.)`` in [-3, 3] with an L1 main loss
 (the paper selects on MAE); classification gives logits with cross-entropy.
 """
@@ -79,6 +85,7 @@ class SGDTAM(nn.Module):
         self.cmi = ConditionalMI(d, config.cmi_components)
         self.projection = ProjectionHead(d, config.proj_dim)
         self.dtam = DTAM(config)
+        self.readout = nn.ModuleDict({m: nn.Linear(d, d) for m in MODALITIES})
         self.head = nn.Sequential(nn.Linear(len(MODALITIES) * d, d), nn.ReLU(), nn.Dropout(config.dropout),
                                   nn.Linear(d, config.label.outputs))
 
@@ -97,7 +104,7 @@ class SGDTAM(nn.Module):
         x, keys, start, end = self._assemble(batch, inputs, generated)
         deltas = self._deltas(start, end)
         aligned = self.dtam(x, keys, deltas)
-        pooled = torch.cat([masked_mean(aligned[m], keys[m]) for m in MODALITIES], dim=-1)
+        pooled = torch.cat([masked_mean(torch.relu(self.readout[m](aligned[m])), keys[m]) for m in MODALITIES], dim=-1)
         raw = self.head(pooled)
         prediction = 3.0 * torch.tanh(raw.squeeze(-1)) if self.config.label.kind == "regression" else raw
         output = ModelOutput(prediction, routes, delta_i)
