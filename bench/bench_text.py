@@ -115,7 +115,8 @@ def main() -> None:
           "(1/5/15 min; other work on the machine slows every figure above)")
     out = Path(__file__).resolve().parent / "results" / "text.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"cpus": os.cpu_count(), "threads": args.threads, "load_average": load, "runs": results}, indent=2))
+    record = {"cpus": os.cpu_count(), "threads": args.threads, "load_average": load, "runs": results}
+    out.write_text(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from typing import Sequence
 from extractors import asr
 from extractors.media import decode_audio, probe
 from extractors.sidecars import Cue
-from extractors.transcript import TimedToken, TranscriptConfig, Word, interpolate, spread
+from extractors.transcript import TimedToken, TranscriptConfig, Word, interpolate
 
 CUE_SLACK = 0.5  # seconds a matched word may lie outside its cue before the match is refused
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "

@@ -75,8 +75,8 @@ def test_vtt_skips_notes_and_identifiers_and_strips_markup(tmp_path):
 
 
 def test_vtt_inline_timestamps_time_each_word(tmp_path):
-    path = write(tmp_path / "words.vtt", "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\n"
-                                         "<00:00:00.600><c>bin</c><00:00:01.000><c> blue</c><00:00:01.500><c> now</c>\n")
+    path = write(tmp_path / "words.vtt", "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\n<00:00:00.600><c>bin</c>"
+                                         "<00:00:01.000><c> blue</c><00:00:01.500><c> now</c>\n")
     transcript = transcribe(grid_copy(tmp_path, "words"), config=TranscriptConfig(align=False))
     assert [(w.text, w.start, w.end, w.estimated) for w in transcript.words] == [
         ("bin", 0.6, 1.0, False), ("blue", 1.0, 1.5, False), ("now", 1.5, 2.0, False)]
