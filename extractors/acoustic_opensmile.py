@@ -30,6 +30,7 @@ from extractors.acoustic import AcousticConfig, AcousticExtractor, Frames, repor
 from extractors.base import Hook, require
 
 FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")
+PROGRESS_FRAMES = 1000
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class _Engine:
         from opensmile.core.lib import OpenSMILE
 
         self._layout = layout
+        self.sample_rate = sample_rate
         smile = opensmile.Smile(feature_set=opensmile.FeatureSet[feature_set],
                                 feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
         options = smile._options()  # the options Smile itself runs with: sink, LLD level, buffer modes
@@ -71,27 +73,31 @@ class _Engine:
                            for i in range(self._smile.external_sink_get_num_elements(sink)))
 
     def run(self, samples: np.ndarray, chunk: int, hook: Hook | None) -> Frames:
-        """Feed ``samples`` in ``chunk``-sample blocks, run to the end, and collect every frame."""
+        """Feed ``samples`` in ``chunk``-sample blocks, run to the end, and collect every frame.
+
+        After a failure the instance is in an unknown state: drop it.
+        """
         rows: list[np.ndarray] = []
         starts: list[float] = []
         lengths: list[float] = []
+        seconds = len(samples) / self.sample_rate
 
         def collect(data: np.ndarray, meta: Any) -> None:
             rows.append(data.copy())
             starts.append(meta.time)
             lengths.append(meta.lengthSec)
+            if len(rows) % PROGRESS_FRAMES == 0:
+                report_progress(hook, "opensmile", done=min(meta.time, seconds), total=seconds)
 
         source, sink = self._layout.EXTERNAL_SOURCE_COMPONENT, self._layout.EXTERNAL_OUTPUT_COMPONENT
         self._smile.external_sink_set_callback_ex(sink, collect)
-        try:
-            for first in range(0, len(samples), chunk):
-                self._smile.external_audio_source_write_data(source, _pcm16(samples[first:first + chunk]))
-                report_progress(hook, "opensmile:write", done=min(first + chunk, len(samples)),
-                                total=len(samples))
-            self._smile.external_audio_source_set_eoi(source)
-            self._smile.run()
-        finally:
-            self._smile.reset()
+        for first in range(0, len(samples), chunk):
+            if not self._smile.external_audio_source_write_data(source, _pcm16(samples[first:first + chunk])):
+                raise RuntimeError(f"openSMILE refused audio at sample {first} (input buffer full)")
+        self._smile.external_audio_source_set_eoi(source)
+        self._smile.run()
+        self._smile.reset()
+        report_progress(hook, "opensmile", done=seconds, total=seconds)
         start = np.asarray(starts, dtype=np.float64)
         values = np.vstack(rows) if rows else np.zeros((0, len(self.names)), np.float32)
         return Frames(values, start, start + np.asarray(lengths, dtype=np.float64), self.names)
@@ -120,8 +126,8 @@ class OpenSmileExtractor(AcousticExtractor):
         self._engines: dict[int, _Engine] = {}
 
     def _frames(self, samples: np.ndarray, sample_rate: int, hook: Hook | None) -> Frames:
-        engine = self._engines.get(sample_rate)
-        if engine is None:
-            engine = self._engines[sample_rate] = _Engine(self.config.feature_set, sample_rate)
+        engine = self._engines.pop(sample_rate, None) or _Engine(self.config.feature_set, sample_rate)
         chunk = max(1, int(round(self.config.chunk_seconds * sample_rate)))
-        return engine.run(samples, chunk, hook)
+        frames = engine.run(samples, chunk, hook)
+        self._engines[sample_rate] = engine  # kept for the next track only after a clean run
+        return frames

@@ -153,6 +153,15 @@ def test_pooled_rows_keep_their_true_intervals(make):
     assert np.allclose(pooled.values[0], native.values[:5].mean(axis=0), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("make", BACKENDS)
+def test_progress_hook_reaches_the_total(make):
+    events = []
+    make(chunk_seconds=4.0).extract_waveform(voice_like(12.0), RATE, 0.0, hook=lambda step, info: events.append(info))
+    assert len(events) >= 2
+    done = [e["done"] for e in events]
+    assert done == sorted(done) and done[-1] == events[-1]["total"] > 0
+
+
 def test_bad_input_raises_a_one_line_error(tmp_path):
     not_media = tmp_path / "notes.mp4"
     not_media.write_text("not a video")
