@@ -75,7 +75,7 @@ class AudioTrack:
 
 @dataclass(frozen=True)
 class VideoFrame:
-    """An RGB frame (``uint8 [H, W, 3]``, rotation applied) shown over ``[start, end)``."""
+    """An RGB frame (``uint8 [H, W, 3]``, C-contiguous, rotation applied) shown over ``[start, end)``."""
 
     image: np.ndarray
     start: float
@@ -242,9 +242,9 @@ def iter_frames(path: str | Path, fps: float | None = DEFAULT_FPS) -> Iterator[V
                     yield VideoFrame(pending[0], pending[1], time)
                     pending = None
                 if time + 1e-9 >= next_tick:
-                    image = frame.to_ndarray(format="rgb24")
+                    image = frame.to_ndarray(format="rgb24")  # may be a strided view when rows are padded
                     turns = _frame_rotation(frame) // 90
-                    pending = (np.ascontiguousarray(np.rot90(image, turns)) if turns else image, time)
+                    pending = (np.ascontiguousarray(np.rot90(image, turns) if turns else image), time)
                     if fps is not None:
                         next_tick = (math.floor(time * fps + 1e-6) + 1) / fps
         except av.error.FFmpegError as exc:
