@@ -17,7 +17,8 @@ whose 25 ms window lies inside the track are kept. Columns, in order:
     ``10 log10`` of the mean square of the 25 ms window.
 ``mfcc_0`` … ``mfcc_12``
     Orthonormal DCT-II of ``10 log10`` of 40 mel band powers (Hann 25 ms window,
-    512-point FFT, librosa's Slaney mel filters from 0 Hz to Nyquist).
+    FFT of the next power of two, 512 points at 16 kHz; librosa's Slaney mel
+    filters from 0 Hz to Nyquist).
 ``mfcc_delta_0`` … ``mfcc_delta_12``
     ``librosa.feature.delta`` of the MFCCs, 9 frames wide.
 ``spectral_centroid_hz``
@@ -51,7 +52,6 @@ F0_METHODS = ("pyin", "yin")
 HOP_SECONDS = 0.010
 FRAME_SECONDS = 0.025
 PITCH_FRAME_SECONDS = 0.064
-N_FFT = 512
 N_MELS = 40
 N_MFCC = 13
 DELTA_WIDTH = 9
@@ -82,6 +82,10 @@ class LibrosaConfig(AcousticConfig):
             raise ValueError(f"unknown f0_method {self.f0_method!r}; choose one of: {', '.join(F0_METHODS)}")
         if not 0 < self.f0_min < self.f0_max:
             raise ValueError(f"need 0 < f0_min < f0_max, got {self.f0_min} and {self.f0_max}")
+        if self.f0_min * PITCH_FRAME_SECONDS < 2:
+            raise ValueError(f"f0_min {self.f0_min} Hz leaves under two periods in the "
+                             f"{PITCH_FRAME_SECONDS * 1000:.0f} ms pitch window; use at least "
+                             f"{2 / PITCH_FRAME_SECONDS:g} Hz")
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,10 @@ class _Geometry:
     hop: int
     frame: int
     pitch_frame: int
+
+    @property
+    def n_fft(self) -> int:
+        return 1 << (self.frame - 1).bit_length()
 
     @classmethod
     def at(cls, sample_rate: int) -> "_Geometry":
@@ -150,12 +158,12 @@ class LibrosaExtractor(AcousticExtractor):
         f0, voicing = self._pitch(samples, geometry, first, count)
         short = geometry.windows(samples, first, count, geometry.frame).astype(np.float64)
         hann = get_window("hann", geometry.frame)  # periodic, as librosa's STFT uses
-        power = np.abs(np.fft.rfft(short * hann, n=N_FFT, axis=1)) ** 2
-        mfcc = _mfcc(power, geometry.sample_rate)
+        power = np.abs(np.fft.rfft(short * hann, n=geometry.n_fft, axis=1)) ** 2
+        mfcc = _mfcc(power, geometry)
         return np.column_stack([
             f0, voicing, 10 * np.log10(np.mean(short ** 2, axis=1) + _FLOOR),
             mfcc, _delta(mfcc),
-            _centroid(power, geometry.sample_rate), _tilt(power, geometry.sample_rate), _zcr(short),
+            _centroid(power, geometry), _tilt(power, geometry), _zcr(short),
         ])
 
     def _pitch(self, samples: np.ndarray, geometry: _Geometry, first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -173,11 +181,12 @@ class LibrosaExtractor(AcousticExtractor):
         return np.where(periodicity >= YIN_VOICED, f0, 0.0), periodicity
 
 
-def _mfcc(power: np.ndarray, sample_rate: int) -> np.ndarray:
+def _mfcc(power: np.ndarray, geometry: _Geometry) -> np.ndarray:
     import librosa
     from scipy.fft import dct
 
-    mel = power @ librosa.filters.mel(sr=sample_rate, n_fft=N_FFT, n_mels=N_MELS).T.astype(np.float64)
+    filters = librosa.filters.mel(sr=geometry.sample_rate, n_fft=geometry.n_fft, n_mels=N_MELS)
+    mel = power @ filters.T.astype(np.float64)
     return dct(10 * np.log10(mel + _FLOOR), type=2, norm="ortho", axis=1)[:, :N_MFCC]
 
 
@@ -191,19 +200,19 @@ def _delta(mfcc: np.ndarray) -> np.ndarray:
     return librosa.feature.delta(mfcc, width=width, axis=0, mode="interp")
 
 
-def _frequencies(sample_rate: int) -> np.ndarray:
-    return np.fft.rfftfreq(N_FFT, d=1 / sample_rate)
+def _frequencies(geometry: _Geometry) -> np.ndarray:
+    return np.fft.rfftfreq(geometry.n_fft, d=1 / geometry.sample_rate)
 
 
-def _centroid(power: np.ndarray, sample_rate: int) -> np.ndarray:
+def _centroid(power: np.ndarray, geometry: _Geometry) -> np.ndarray:
     magnitude = np.sqrt(power)
     total = magnitude.sum(axis=1)
-    weighted = magnitude @ _frequencies(sample_rate)
+    weighted = magnitude @ _frequencies(geometry)
     return np.divide(weighted, total, out=np.zeros_like(total), where=total > 0)
 
 
-def _tilt(power: np.ndarray, sample_rate: int) -> np.ndarray:
-    khz = _frequencies(sample_rate) / 1000
+def _tilt(power: np.ndarray, geometry: _Geometry) -> np.ndarray:
+    khz = _frequencies(geometry) / 1000
     centred = khz - khz.mean()
     level = 10 * np.log10(power + _FLOOR)
     return (level - level.mean(axis=1, keepdims=True)) @ centred / (centred @ centred)

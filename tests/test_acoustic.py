@@ -207,6 +207,22 @@ def test_librosa_pitch_and_voicing_of_a_tone(method):
     assert column(stream, "log_energy_dbfs")[tone].min() > column(stream, "log_energy_dbfs")[quiet].max()
 
 
+@pytest.mark.parametrize("rate", [8_000, 44_100])
+def test_librosa_at_other_sample_rates(rate):
+    stream = LibrosaExtractor(f0_method="yin").extract_waveform(voice_like(1.0, rate=rate, f0=200.0), rate, 0.0)
+    assert len(stream) == 1 + (rate - round(0.025 * rate)) // (rate // 100)
+    f0 = column(stream, "f0_hz")
+    assert np.median(f0[f0 > 0]) == pytest.approx(200.0, rel=0.03)
+    reference = LibrosaExtractor(f0_method="yin").extract_waveform(voice_like(1.0, f0=200.0), RATE, 0.0)
+    energy, expected = column(stream, "log_energy_dbfs"), column(reference, "log_energy_dbfs")
+    assert np.median(np.abs(energy[:len(expected)] - expected[:len(energy)])) < 0.5  # same windows in seconds
+    assert np.isfinite(stream.values).all()
+    with pytest.raises(ValueError, match="10 ms"):
+        LibrosaExtractor().extract_waveform(voice_like(0.5, rate=22_050), 22_050, 0.0)
+    with pytest.raises(ValueError, match="f0_min"):
+        LibrosaExtractor(f0_min=20.0)
+
+
 def test_librosa_chunked_equals_unchunked():
     samples = voice_like(5.0)
     for method in ("yin", "pyin"):
