@@ -5,10 +5,11 @@ Choices where the paper is open:
 * **Eq. 8, conditional MI bound.** ``I(X; Y | Z) >= E log q(Y | X, Z) + H(Y | Z)``
   with q a diagonal Gaussian whose mean and log-variance an MLP predicts, and
   ``H(Y | Z) = -E log p(Y | Z)`` estimated by a conditional Gaussian mixture
-  p. p is fitted by maximum likelihood on detached (Y, Z); the bound the
-  model maximises uses p detached, so the generator cannot raise it by
-  making p a bad density model. Log-variances are clamped to [-4, 4] so the
-  bound stays finite.
+  p. p is fitted by maximum likelihood on detached (Y, Z); in the bound
+  the model maximises, p's parameters are frozen (gradients reach Y and Z,
+  not p), so the generator cannot raise the bound by spoiling p as a
+  density model. Log-variances are clamped to [-4, 4] and log-densities are
+  per dimension (nats / d), so the term stays finite and does not grow with d.
 * **InfoNCE (Eq. 17).** The denominator includes the positive (the standard
   form; without it the loss has no lower bound). Negatives are the true
   embeddings of the other samples in the batch; with one sample the loss is
@@ -57,17 +58,21 @@ class ConditionalMI(nn.Module):
         mean, logvar = self.q(torch.cat([x, z], -1)).chunk(2, dim=-1)
         return gaussian_log_likelihood(y, mean, logvar)
 
-    def log_p(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        out = self.p(z).view(-1, self.k, 2 * self.d + 1)
+    def log_p(self, y: torch.Tensor, z: torch.Tensor, *, frozen: bool = False) -> torch.Tensor:
+        """Mixture log-density of y given z; ``frozen`` keeps gradients out of p's parameters."""
+        if frozen:
+            params = {k: v.detach() for k, v in self.p.named_parameters()}
+            out = torch.func.functional_call(self.p, params, (z,))
+        else:
+            out = self.p(z)
+        out = out.view(-1, self.k, 2 * self.d + 1)
         mean, logvar, logit = out[..., :self.d], out[..., self.d:2 * self.d], out[..., -1]
         per_component = gaussian_log_likelihood(y.unsqueeze(1), mean, logvar)
         return torch.logsumexp(per_component + torch.log_softmax(logit, -1), dim=-1)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (loss, bound): loss = -bound (p detached) + NLL fitting p on detached (y, z)."""
-        with torch.no_grad():
-            entropy_term = -self.log_p(y, z)
-        bound = (self.log_q(y, x, z) + entropy_term).mean()
+        """Returns (loss, bound): loss = -bound (p frozen) + NLL fitting p on detached (y, z)."""
+        bound = (self.log_q(y, x, z) - self.log_p(y, z, frozen=True)).mean()
         fit_p = -self.log_p(y.detach(), z.detach()).mean()
         return -bound + fit_p, bound.detach()
 

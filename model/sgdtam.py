@@ -12,6 +12,10 @@ paper does not specify it). The per-row non-linearity lets the pooled vector
 reflect what co-occurs within a row after alignment; a mean of rows fed
 straight to the MLP could not.
 
+Attention memory grows with T_alpha x T_beta per head: feed utterance
+segments with frame rates pooled (``extractors.timeline.pool_windows`` keeps
+the pooled rows' true intervals), not minutes of 100 Hz frames.
+
 Regression predictions are ``3 tanh(.)`` in [-3, 3] with an L1 main loss
 (the paper selects on MAE); classification gives logits with cross-entropy.
 """
@@ -118,6 +122,8 @@ class SGDTAM(nn.Module):
         x, start, end = {}, {}, {}
         for m in MODALITIES:
             s = batch.streams[m]
+            if s.available.any() and s.values.shape[-1] != self.config.width(m):
+                raise ValueError(f"{m} features have width {s.values.shape[-1]}, the model takes {self.config.width(m)}")
             x[m] = torch.relu(self.project[m](s.values)) if s.available.any() else None   # Eq. 12 / 29
             if self.config.time_source == "index":
                 start[m], end[m] = index_times(s.pad, batch.duration)

@@ -125,3 +125,14 @@ def test_mine_bound_separates_dependent_from_independent_pairs():
     dependent = float(gen.mine_bound("text", x, "audio", y))
     independent = float(gen.mine_bound("text", x, "audio", torch.randn(128, 16)))
     assert dependent > first and dependent > independent + 0.5
+
+
+def test_conditional_mi_bound_does_not_train_p_through_the_bound():
+    torch.manual_seed(6)
+    cmi = ConditionalMI(4, components=2)
+    x, z = torch.randn(8, 4), torch.randn(8, 4)
+    y = torch.randn(8, 4, requires_grad=True)
+    _, bound = cmi(x, y, z)
+    (-cmi.log_q(y, x, z) + cmi.log_p(y, z, frozen=True)).mean().backward()
+    assert all(p.grad is None for p in cmi.p.parameters())
+    assert y.grad is not None and y.grad.abs().sum() > 0

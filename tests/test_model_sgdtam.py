@@ -78,10 +78,12 @@ def test_route_follows_the_sign_of_delta_i_against_theta():
 def test_route_is_chosen_per_sample_from_mine():
     model = tiny(theta=0.0).eval()
     rng = np.random.default_rng(4)
-    clips = [make_clip(rng, present=("text",), name=str(i), signal=s) for i, s in enumerate([-3, 3, 0, 1, -1, 2])]
-    with torch.no_grad():   # make T_psi prefer audio for some samples and video for others
+    clips = [make_clip(rng, present=("text",), name=str(i), signal=s) for i, s in enumerate(np.linspace(-3, 3, 12))]
+    torch.manual_seed(1)
+    with torch.no_grad():   # a random T_psi and marginal bank: some samples prefer audio, some video
         for p in model.generator.mine.parameters():
             p.normal_(0, 1.0)
+        model.generator.bank.normal_()
     output, _ = model(collate(clips, widths=WIDTHS))
     orders = {r.generated for r in output.routes}
     for route, delta in zip(output.routes, output.delta_i):
@@ -178,3 +180,30 @@ def test_every_ablation_switch_runs(switch):
 def test_restrict_masks_modalities_for_pattern_evaluation():
     clip = make_clip(np.random.default_rng(12))
     assert restrict(clip, ("audio",)).present() == ("audio",)
+
+
+def test_inference_uses_the_same_relaxed_mask_as_training():
+    model = tiny()            # the tiny preset has no dropout: train and eval mode compute the same function
+    clips = [make_clip(np.random.default_rng(13), name=str(i)) for i in range(2)]
+    batch = collate(clips, widths=WIDTHS)
+    with torch.no_grad():
+        model.train()
+        a = model(batch)[0].prediction
+        model.eval()
+        b = model(batch)[0].prediction
+    assert torch.allclose(a, b)
+
+
+def test_sca_uses_softmax_weights_not_sigmoid():
+    # Eq. 5 writes a sigmoid; we use softmax: weights over the allowed keys sum to one
+    generator = StagedGenerator(SGDTAMConfig.preset("tiny"))
+    keys = torch.tensor([[True, True, False, True]])
+    _, weights = generator.sca["text"](torch.randn(1, 3, 16), torch.randn(1, 4, 16), keys.unsqueeze(1))
+    assert torch.allclose(weights.sum(-1), torch.ones(1, 4, 3))
+    assert weights[..., 2].abs().max() == 0
+
+
+def test_wrong_feature_width_is_a_clear_error():
+    clip = make_clip(np.random.default_rng(14), widths={**WIDTHS, "audio": 9})
+    with pytest.raises(ValueError, match="audio features have width 9, the model takes 6"):
+        tiny()(collate([clip]))
