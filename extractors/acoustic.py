@@ -17,8 +17,8 @@ The audio modality is missing when the file has no audio stream, and when the
 whole track is silent: its level, the RMS of its loudest
 ``LEVEL_BLOCK_SECONDS`` block in dBFS (a full-scale sine is -3 dBFS; digital
 silence is -inf), is below ``silence_threshold_dbfs`` (default
-``DEFAULT_SILENCE_DBFS`` = -60 dBFS, below any recorded room tone but above
-dithered or digitally zeroed tracks).
+``DEFAULT_SILENCE_DBFS`` = -60 dBFS: far below the loudest moment of a real
+recording, far above 16-bit dither or digital zeros).
 """
 
 from __future__ import annotations
