@@ -99,6 +99,8 @@ def recognise(path: str | Path, *, config: TranscriptConfig) -> Recognition:
     audio = decode_audio(path)
     if audio is None:
         return Recognition((), None, note="the file has no audio stream")
+    if not len(audio.samples):
+        return Recognition((), (audio.start, audio.start), note="the audio stream holds no samples")
     words = recognise_samples(audio.samples, config=config, offset=audio.start)
     span = (audio.start, audio.start + audio.duration)
     return Recognition(tuple(words), span, note="" if words else "the recogniser heard no speech")
