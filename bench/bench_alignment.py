@@ -8,12 +8,14 @@ time is shared by all three streams (positive) or all event times differ
 (negative): event counts are equal in both classes, so only *when* things
 happen across streams decides the label.
 
-Three otherwise identical models are trained with modality dropout:
+Three otherwise identical models are trained with modality dropout (the
+validation clips, which pick the best epoch, cycle through the four
+patterns below so that selection weighs the missing-modality cases too):
 ``real`` (masks and AWM from the rows' real times), ``index`` (rows spread
 evenly over the clip, as index-based methods assume) and ``none`` (no mask,
 no AWM). They are evaluated with all modalities and with one missing.
 
-    python -m bench.bench_alignment [--train 400 --epochs 12 --seed 0]
+    python -m bench.bench_alignment [--train 400 --epochs 12 --dropout 0.5 --seed 0]
 
 Prints accuracies per availability pattern, forward latency per clip and
 training throughput; writes bench/results/alignment.json.
@@ -32,7 +34,7 @@ import torch
 from extractors.records_io import atomic_write_json
 from extractors.timeline import ClipFeatures, ClipInfo, ExtractorIdentity, TimedFeatures
 from model.config import LabelSpec, SGDTAMConfig
-from model.metrics import evaluate
+from model.metrics import evaluate, restrict
 from model.sgdtam import SGDTAM, predict
 from model.train import train
 
@@ -108,12 +110,12 @@ def latency(model: SGDTAM, clips: list[ClipFeatures]) -> float:
 
 def run(source: str, data: dict, args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
-    config = SGDTAMConfig.preset("tiny", label=LABELS, time_source=source, d_model=32, heads=4,
-                                 delta_init=(0.05, 0.5), **{f"{m}_dim": w for m, w in WIDTHS.items()})
+    config = SGDTAMConfig.preset("tiny", label=LABELS, time_source=source, delta_init=(0.05, 0.5),
+                                 **{f"{m}_dim": w for m, w in WIDTHS.items()})
     model = SGDTAM(config)
     started = time.perf_counter()
     history = train(model, *data["train"], *data["val"], epochs=args.epochs, lr=3e-3, batch_size=32,
-                    seed=args.seed, patience=args.epochs, modality_dropout=0.3, verbose=False)
+                    seed=args.seed, patience=args.epochs, modality_dropout=args.dropout, verbose=False)
     seconds = time.perf_counter() - started
     epochs = len(history["epochs"])
     report = evaluate(model, *data["test"], patterns=PATTERNS)
@@ -130,12 +132,15 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dropout", type=float, default=0.5, help="modality dropout while training")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--latency-clips", type=int, default=50)
     parser.add_argument("--sources", nargs="+", default=["real", "index", "none"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = {"train": dataset(args.seed, args.train), "val": dataset(args.seed + 1, args.test // 2),
+    val_clips, val_labels = dataset(args.seed + 1, args.test // 2)
+    val_clips = [restrict(c, PATTERNS[i % len(PATTERNS)]) for i, c in enumerate(val_clips)]
+    data = {"train": dataset(args.seed, args.train), "val": (val_clips, val_labels),
             "test": dataset(args.seed + 2, args.test)}
     results = []
     for source in args.sources:
