@@ -57,6 +57,73 @@ def write_labels(meld: Path, target: Path) -> int:
     return count
 
 
+MODEL_CARD = """# Starter checkpoint: SG-DTAM, MELD text sentiment (3 classes)
+
+Made by `scripts/make_starter_checkpoint.py` (seed {seed}, `paper` preset: d = 32, 8 heads,
+{parameters:,} parameters). Weights: `model.safetensors`; machine-readable card: `card.json`;
+per-epoch log: `train_log.json`.
+
+## What it learned from
+
+- **Data:** MELD (Poria et al., ACL 2019), dialogue utterances from *Friends*, sentiment labels
+  negative / neutral / positive. Trained on the train split ({train} utterances), checkpoint
+  selected on the dev split ({dev} utterances). Read in place from `../shared/data/meld`; not
+  copied into this repository. MELD is GPL-3.0; cite the paper when reporting results on it.
+- **Text only.** MELD's audio and video are not available here. Each utterance became a
+  transcript-only example: its words spread evenly over the utterance's real length (from
+  MELD's start and end times), flagged as estimated, embedded by the same MiniLM text extractor
+  that `analyze` uses.
+- **Audio and video were never seen in training.** Their feature specs (openSMILE eGeMAPSv02
+  pooled to 100 ms, 25 columns; MediaPipe action units and head pose at 15 fps, 27 columns) come
+  from running the real extractors on the bundled example clip, so the checkpoint accepts them,
+  but the weights that read them, and the generators that produce them from text, were trained
+  only through modality dropout on text.
+
+## Validation (MELD dev, {dev} utterances, text only)
+
+| metric | value |
+|---|---|
+| accuracy | {accuracy:.4f} |
+| weighted F1 | {f1:.4f} |
+
+Majority class (neutral) on dev: accuracy {majority:.4f}.
+
+## What `analyze` does with it
+
+- **Speech present:** the score of each utterance comes mostly from its words. Audio and face
+  features are passed in and aligned by time, but since the checkpoint never learned from real
+  acoustic or face features, they add little that is meaningful.
+- **No speech (e.g. `pexels-crying-to-laughing.mp4`):** text and audio are generated from the
+  face features (the route is reported in the JSON). With this checkpoint that route is
+  **untrained on real faces**: its scores should not be read as the clip's sentiment. Train a
+  checkpoint on your own labelled clips (README, "extract, train, evaluate") for a model that
+  reads faces and voices.
+- Scores are `3 * (p_positive - p_negative)` on the [-3, 3] scale; the polarity is the most
+  probable class and the confidence its probability.
+"""
+
+
+def report_steps(step: str, info: dict) -> None:
+    """Print training progress every 50 batches."""
+    if step == "train_step" and (info["done"] % 50 == 0 or info["done"] == info["total"]):
+        print(f"  epoch {info['epoch']} batch {info['done']}/{info['total']}", flush=True)
+
+
+def write_model_card(folder: Path, meld: Path) -> None:
+    """``MODEL_CARD.md`` from the numbers in ``card.json`` (nothing typed in by hand)."""
+    from extractors.records_io import atomic_write_bytes
+
+    card = json.loads((folder / "card.json").read_text("utf-8"))
+    (val,) = [v for k, v in card["metrics"].items() if k.startswith("validation")]
+    with open(meld / SPLITS["dev"], newline="", encoding="utf-8") as handle:
+        labels = [row["Sentiment"] for row in csv.DictReader(handle)]
+    majority = labels.count("neutral") / len(labels)
+    text = MODEL_CARD.format(seed=card["data"]["seed"], parameters=card["parameters"],
+                             train=card["data"]["splits"]["train"], dev=card["data"]["splits"]["dev"],
+                             accuracy=val["accuracy"], f1=val["f1_weighted"], majority=majority)
+    atomic_write_bytes(folder / "MODEL_CARD.md", text.encode("utf-8"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meld", type=Path, default=ROOT.parent / "shared" / "data" / "meld")
@@ -84,12 +151,13 @@ def main() -> None:
             summary = build_dataset(work / "meld_labels.csv", dataset, AnalyzeOptions(use_cache=False))
             print(f"dataset: {rows} rows -> {json.dumps(summary)} in {time.perf_counter() - started:.0f} s", flush=True)
         card = train_checkpoint(dataset, args.out, preset="paper", epochs=args.epochs, seed=args.seed,
-                                description=SUMMARY)
+                                description=SUMMARY, hook=report_steps)
     card_path = args.out / "card.json"
     data = json.loads(card_path.read_text("utf-8"))
     data["data"].update(dataset=f"MELD {', '.join(SPLITS.values())} from {args.meld.name}/ (read in place)",
                         labels_csv="written by scripts/make_starter_checkpoint.py")
     atomic_write_json(card_path, data)
+    write_model_card(args.out, args.meld)
     print(json.dumps(card["metrics"], indent=2))
 
 
