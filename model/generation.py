@@ -3,10 +3,12 @@
 Choices where the paper is open (each tested in tests/test_model_generation.py):
 
 * **Time grid of a generated modality.** Eq. 13 gives the generated audio
-  ``T_L`` rows: a generated modality lives on the grid of the *anchor*, the
-  first observed modality in (text, audio, video) order, one row per anchor
-  row with the anchor row's real ``[start, end)``. Both stages of a
-  single-modality input share that grid, so DTAM sees real times for every
+  ``T_L`` rows: a generated modality lives on the grid of the *anchor*, one
+  row per anchor row with the anchor row's real ``[start, end)``. With one
+  observed modality the anchor is that modality (both stages share its
+  grid); with two it is the first of them in ``sgdtam.ANCHOR_ORDER``
+  (audio, video, text: the usually denser grid, so generated rows are as
+  fine as the finest observed stream). DTAM thus sees real times for every
   stream, generated or not.
 * **Decoding.** The decoder is ``[bridge, s_1 .. s_T]`` with slot
   ``s_t = anchor_t + e_target`` (the anchor row in the shared space plus a

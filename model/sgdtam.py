@@ -36,6 +36,10 @@ from model.generation import StagedGenerator, masked_mean
 from model.losses import ConditionalMI, ProjectionHead, alignment, info_nce, reconstruction, resample, smoothness
 
 
+ANCHOR_ORDER = ("audio", "video", "text")
+"""Whose grid a generated modality takes when two are observed: the usually denser one."""
+
+
 @dataclass(frozen=True)
 class Route:
     """What a sample saw and what the model generated for it, in generation order."""
@@ -141,7 +145,7 @@ class SGDTAM(nn.Module):
             index = torch.nonzero((present == pattern).all(dim=1)).squeeze(1)
             observed = tuple(m for m, p in zip(MODALITIES, pattern.tolist()) if p)
             missing = tuple(m for m in MODALITIES if m not in observed)
-            anchor = observed[0]
+            anchor = next(m for m in ANCHOR_ORDER if m in observed)
             scope = [(m, inputs.x[m][index], batch.streams[m].mask[index]) for m in observed]
             rows = inputs.x[anchor][index]
             pad = batch.streams[anchor].pad[index]

@@ -207,3 +207,15 @@ def test_wrong_feature_width_is_a_clear_error():
     clip = make_clip(np.random.default_rng(14), widths={**WIDTHS, "audio": 9})
     with pytest.raises(ValueError, match="audio features have width 9, the model takes 6"):
         tiny()(collate([clip]))
+
+
+def test_with_two_observed_the_generated_rows_take_the_denser_grid():
+    model = tiny()
+    clip = make_clip(np.random.default_rng(15), present=("text", "video"))
+    batch = collate([clip], widths=WIDTHS)
+    inputs = model._inputs(batch)
+    summaries = {m: inputs.x[m].mean(1) for m in MODALITIES if inputs.x[m] is not None}
+    generated, routes, _ = model._generate(batch, inputs, summaries)
+    assert [(g.modality, g.anchor) for g in generated] == [("audio", "video")]
+    _, _, start, _ = model._assemble(batch, inputs, generated)
+    np.testing.assert_allclose(start["audio"][0].numpy(), clip.video.start, atol=1e-6)
