@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--sources", nargs="+", default=["real", "index", "none"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    started = time.perf_counter()
     val_clips, val_labels = dataset(args.seed + 1, args.test // 2)
     val_clips = [restrict(c, PATTERNS[i % len(PATTERNS)]) for i, c in enumerate(val_clips)]
     data = {"train": dataset(args.seed, args.train), "val": (val_clips, val_labels),
@@ -151,7 +152,7 @@ def main() -> None:
               f"{result['train_clips_per_s']:.0f} train clips/s | {result['parameters']} params", flush=True)
     out = Path(__file__).resolve().parent / "results" / "alignment.json"
     atomic_write_json(out, {"args": vars(args), "cpu_count": os.cpu_count(), "results": results})
-    print(f"wrote {out}")
+    print(f"wrote {out} ({time.perf_counter() - started:.0f} s in all)")
 
 
 if __name__ == "__main__":
