@@ -243,7 +243,7 @@ class SGDTAM(nn.Module):
                            generated: list[_Generated]) -> dict[str, torch.Tensor]:
         c = self.config
         zero = batch.duration.new_zeros(())
-        recon, align, smooth, cmi = [], [], [], []
+        recon, align, smooth = [], [], []
         pairs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {m: [] for m in MODALITIES}
         for g in generated:
             pad = batch.streams[g.anchor].pad[g.index]
@@ -263,12 +263,11 @@ class SGDTAM(nn.Module):
             recon.append(reconstruction(rows, resampled, pad & covered))
             align.append(alignment(rows, pad, target, keys, gamma=c.sdtw_gamma, max_len=c.sdtw_max_len))
             pairs[g.modality].append((masked_mean(rows, pad), summaries[g.modality][idx].detach()))
-        cmi.extend(self._cmi_terms(generated, summaries, batch))
+        cmi = self._cmi_terms(generated, summaries, batch)
         contrast = [info_nce(self.projection(torch.cat([p[0] for p in v])), self.projection(torch.cat([p[1] for p in v])),
                              c.contrast_tau) for v in pairs.values() if v]
-        mean = lambda xs: torch.stack(xs).mean() if xs else zero  # noqa: E731
-        return {"recon": mean(recon), "contrast": mean(contrast), "align": mean(align),
-                "smooth": mean(smooth), "cmi": mean(cmi)}
+        return {"recon": _mean(recon, zero), "contrast": _mean(contrast, zero), "align": _mean(align, zero),
+                "smooth": _mean(smooth, zero), "cmi": _mean(cmi, zero)}
 
     def _cmi_terms(self, generated: list[_Generated], summaries: dict[str, torch.Tensor], batch: Batch
                    ) -> list[torch.Tensor]:
@@ -295,6 +294,10 @@ class SGDTAM(nn.Module):
             for m, s in summaries.items():
                 self.generator.remember(m, s[batch.streams[m].available].detach())
         return total
+
+
+def _mean(values: list[torch.Tensor], empty: torch.Tensor) -> torch.Tensor:
+    return torch.stack(values).mean() if values else empty
 
 
 @dataclass(frozen=True)
