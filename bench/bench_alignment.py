@@ -15,7 +15,7 @@ patterns below so that selection weighs the missing-modality cases too):
 evenly over the clip, as index-based methods assume) and ``none`` (no mask,
 no AWM). They are evaluated with all modalities and with one missing.
 
-    python -m bench.bench_alignment [--train 400 --epochs 12 --dropout 0.7 --seed 0]
+    python -m bench.bench_alignment [--train 400 --epochs 20 --dropout 0.7 --seed 0]
 
 Prints accuracies per availability pattern, forward latency per clip and
 training throughput; writes bench/results/alignment.json.
@@ -130,7 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=400)
     parser.add_argument("--test", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dropout", type=float, default=0.7, help="modality dropout while training")
     parser.add_argument("--threads", type=int, default=1)
