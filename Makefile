@@ -27,8 +27,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+BENCHES := bench_acoustic bench_text bench_face bench_alignment bench_batch bench_pipeline
+
 bench: $(STAMP)
-	$(BIN)/python -m bench.run_all
+	for b in $(BENCHES); do $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info
