@@ -63,9 +63,10 @@ class Checkpoint:
         check_features(self.card, clip)
 
     def score(self, clip: ClipFeatures) -> SegmentScore:
+        from model.batching import usable
         from model.sgdtam import predict
 
-        if not clip.present():
+        if not any(usable(clip.modality(m)) for m in MODALITIES):
             return SegmentScore(None, "unknown", None, None, (), (), "nothing observed")
         prediction = predict(self.model, clip)
         if prediction.probabilities is None:

@@ -76,8 +76,9 @@ per-epoch log: `train_log.json`.
 - **Audio and video were never seen in training.** Their feature specs (openSMILE eGeMAPSv02
   pooled to 100 ms, 25 columns; MediaPipe action units and head pose at 15 fps, 27 columns) come
   from running the real extractors on the bundled example clip, so the checkpoint accepts them,
-  but the weights that read them, and the generators that produce them from text, were trained
-  only through modality dropout on text.
+  but the weights that read them were never trained on real values, and the generators that
+  produce them from text had no real audio or video to reconstruct: they learned only through
+  the sentiment loss on text-only examples.
 
 ## Validation (MELD dev, {dev} utterances, text only)
 
