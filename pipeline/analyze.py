@@ -162,7 +162,10 @@ def analyze(path: str | Path, options: AnalyzeOptions = AnalyzeOptions(), *, hoo
 
 
 def batch_job(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> dict[str, Any]:
-    """One batch clip: the analysis as a flat JSON-able row (top level, so workers can import it)."""
+    """One batch clip: flat summary columns for the results table, the full analysis under ``analysis``.
+
+    Top level, so worker processes can import it.
+    """
     from extractors.media import MediaError
     from pipeline.errors import StageError
 
@@ -170,8 +173,15 @@ def batch_job(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> dict[str
         result = analyze(path, options)
     except MediaError as exc:
         raise StageError("media", exc.reason) from None
-    row = result.to_json()
-    row.pop("tracks")
+    analysis = result.to_json()
+    analysis.pop("tracks")
+    overall = analysis["overall"]
+    row: dict[str, Any] = {"duration": analysis["duration"], "score": overall["score"],
+                           "polarity": overall["polarity"], "confidence": overall["confidence"],
+                           "route": overall["route"], "segments": len(analysis["segments"])}
+    for name, entry in analysis["modalities"].items():
+        row[name] = "observed" if entry["present"] else f"missing: {entry['reason']}"
+    row["analysis"] = analysis
     return row
 
 

@@ -27,7 +27,7 @@ SPLITS = {"train": "train_sent_emo.csv", "dev": "dev_sent_emo.csv"}
 SUMMARY = ("MELD (Poria et al., ACL 2019) text sentiment, 3 classes (negative/neutral/positive): trained on "
            "the train split (9,989 utterances), selected on dev (1,109). Text only: MELD's audio and video are "
            "not available here, so the audio and video pathways (generators, alignment heads) never saw real "
-           "acoustic or face features; the model was trained with modality dropout over text alone.")
+           "acoustic or face features; they were trained only through the sentiment loss on text-only examples.")
 
 
 def seconds(stamp: str) -> float:

@@ -163,3 +163,25 @@ def test_checkpoint_refuses_features_from_another_backend(tmp_path: Path, cache_
                                        "--cache-dir", str(cache_dir)])
     assert result.exit_code == 2
     assert "audio" in result.output and "opensmile" in result.output and "librosa" in result.output
+
+
+def test_batch_cli_with_the_real_analysis_on_a_mixed_folder(tmp_path: Path, cache_dir: Path) -> None:
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(GRID, folder / "sub" / "grid copy.mpg")
+    (folder / "broken.mp4").write_text("not a video")
+    (folder / "notes.txt").write_text("ignored")
+    (folder / "sub" / "loop").symlink_to(folder, target_is_directory=True)
+    out = tmp_path / "out"
+    args = ["batch", str(folder), "--out", str(out), "--cache-dir", str(cache_dir)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    rows = {Path(r["path"]).name: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+    assert set(rows) == {"grid copy.mpg", "broken.mp4"}
+    good = rows["grid copy.mpg"]
+    assert good["status"] == "done" and good["result"]["text"] == "observed" and -3 <= good["result"]["score"] <= 3
+    assert good["result"]["analysis"]["modalities"]["video"]["present"]
+    assert rows["broken.mp4"]["status"] == "failed" and rows["broken.mp4"]["stage"] == "media"
+    assert "not a readable media file" in rows["broken.mp4"]["reason"]
+    again = json.loads(CliRunner().invoke(main, args).output)
+    assert again["skipped"] == 1 and again["counts"]["done"] == 1
