@@ -23,6 +23,7 @@ Regression predictions are ``3 tanh(.)`` in [-3, 3] with an L1 main loss
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -312,21 +313,35 @@ class Prediction:
     route: str
 
 
-@torch.no_grad()
 def predict(model: SGDTAM, clip: ClipFeatures) -> Prediction:
     """Run ``model`` on one clip in eval mode (its mode is restored afterwards)."""
+    return predict_many(model, [clip])[0]
+
+
+@torch.no_grad()
+def predict_many(model: SGDTAM, clips: Sequence[ClipFeatures], batch_size: int = 64) -> list[Prediction]:
+    """``predict`` for many clips, ``batch_size`` at a time (padding is never attended,
+    so each clip's result does not depend on its batch-mates)."""
     was_training = model.training
     model.eval()
+    widths = {m: model.config.width(m) for m in MODALITIES}
+    predictions: list[Prediction] = []
     try:
-        batch = collate([clip], widths={m: model.config.width(m) for m in MODALITIES})
-        output, _ = model(batch)
+        for begin in range(0, len(clips), batch_size):
+            output, _ = model(collate(list(clips[begin:begin + batch_size]), widths=widths))
+            predictions += _predictions(model.config.label, output)
     finally:
         model.train(was_training)
-    route = output.routes[0]
-    spec = model.config.label
+    return predictions
+
+
+def _predictions(spec, output: ModelOutput) -> list[Prediction]:
     if spec.kind == "regression":
-        return Prediction(float(output.prediction[0]), None, None, route.observed, route.generated, route.describe())
-    probs = output.probabilities()[0].tolist()
-    best = max(range(len(probs)), key=probs.__getitem__)
-    return Prediction(None, dict(zip(spec.classes, probs)), spec.classes[best], route.observed, route.generated,
-                      route.describe())
+        return [Prediction(float(score), None, None, r.observed, r.generated, r.describe())
+                for score, r in zip(output.prediction.tolist(), output.routes)]
+    results = []
+    for probs, route in zip(output.probabilities().tolist(), output.routes):
+        best = max(range(len(probs)), key=probs.__getitem__)
+        results.append(Prediction(None, dict(zip(spec.classes, probs)), spec.classes[best], route.observed,
+                                  route.generated, route.describe()))
+    return results

@@ -148,13 +148,15 @@ def analyze(path: str | Path, options: AnalyzeOptions = AnalyzeOptions(), *, hoo
     extracted = extract_clip(path, options.settings(), cache=cache, hook=hook)
     if hook:
         hook("model", {})
+    if scorer is None:
+        started = time.perf_counter()
+        scorer = load_scorer(options.checkpoint)
+        extracted.timings["model_load"] = time.perf_counter() - started
     started = time.perf_counter()
-    scorer = scorer or load_scorer(options.checkpoint)
     scorer.check(extracted.features)
-    segments = []
-    for start, end, text in segment_intervals(extracted, options.window_seconds):
-        score = scorer.score(crop_clip(extracted.features, start, end))
-        segments.append(SegmentResult(start, end, text, score))
+    intervals = segment_intervals(extracted, options.window_seconds)
+    scores = scorer.score([crop_clip(extracted.features, start, end) for start, end, _ in intervals])
+    segments = [SegmentResult(start, end, text, score) for (start, end, text), score in zip(intervals, scores)]
     overall = scorer.combine([s.score for s in segments], [s.end - s.start for s in segments])
     extracted.timings["model"] = time.perf_counter() - started
     return Result(str(path), extracted.features.clip.sha256, extracted.info.duration, overall, segments,

@@ -62,13 +62,19 @@ class Checkpoint:
 
         check_features(self.card, clip)
 
-    def score(self, clip: ClipFeatures) -> SegmentScore:
+    def score(self, clips: Sequence[ClipFeatures]) -> list[SegmentScore]:
+        """One score per clip (segment), batched; a clip with no measured row is ``unknown``."""
         from model.batching import usable
-        from model.sgdtam import predict
+        from model.sgdtam import predict_many
 
-        if not any(usable(clip.modality(m)) for m in MODALITIES):
-            return SegmentScore(None, "unknown", None, None, (), (), "nothing observed")
-        prediction = predict(self.model, clip)
+        scorable = [i for i, c in enumerate(clips) if any(usable(c.modality(m)) for m in MODALITIES)]
+        scores = [SegmentScore(None, "unknown", None, None, (), (), "nothing observed")] * len(clips)
+        for i, prediction in zip(scorable, predict_many(self.model, [clips[i] for i in scorable])):
+            scores[i] = self._segment_score(prediction)
+        return scores
+
+    @staticmethod
+    def _segment_score(prediction) -> SegmentScore:
         if prediction.probabilities is None:
             return SegmentScore(prediction.score, polarity_of(prediction.score), None, None,
                                 prediction.observed, prediction.generated, prediction.route)
