@@ -40,3 +40,16 @@ def test_help_imports_no_heavy_dependency() -> None:
             "print(sorted(m for m in ('torch', 'transformers', 'mediapipe', 'opensmile', 'av') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cache_info_and_clear(tmp_path) -> None:
+    from extractors.timeline import ExtractorIdentity, MissingModality
+    from pipeline.cache import FeatureCache
+
+    cache = FeatureCache(tmp_path)
+    cache.put("ab" * 32, ExtractorIdentity("x", "1"), MissingModality("nothing"))
+    info = CliRunner().invoke(main, ["cache", "info", "--cache-dir", str(tmp_path)])
+    assert info.exit_code == 0 and '"entries": 1' in info.output
+    cleared = CliRunner().invoke(main, ["cache", "clear", "--yes", "--cache-dir", str(tmp_path)])
+    assert cleared.exit_code == 0 and "removed 1 entries" in cleared.output
+    assert FeatureCache(tmp_path).info()["entries"] == 0
