@@ -46,6 +46,7 @@ def plot_timeline(result: "Result", target: str | Path) -> Path:
             top = max(max(values), 1e-9)
             ax_tracks.plot(times, [v / top for v in values], color=colour, label=f"{name} (scaled)", linewidth=1)
     ax_tracks.set_ylabel("activity")
+    ax_tracks.set_ylim(-0.05, 1.1)
     ax_tracks.set_xlabel("time (s)")
     ax_tracks.legend(loc="upper right", fontsize=8)
     ax_tracks.set_xlim(0, max(result.duration, 1e-3))
