@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from extractors.base import Hook
+from extractors.base import Hook, create_extractor
 from extractors.media import MediaError
 from extractors.records_io import atomic_write_json, load_clip, save_clip
 from extractors.timeline import ClipFeatures, ClipInfo, MissingModality
@@ -136,8 +137,6 @@ def build_dataset(labels_csv: str | Path, out_dir: str | Path, options, *, media
     spec = label_spec_for([r.label for r in rows])
     cache = FeatureCache(options.cache_dir) if options.use_cache else None
     extractors = build_extractors(options.settings()) if any(r.clip for r in rows) else None
-    from extractors.base import create_extractor
-
     text_extractor = extractors["text"] if extractors else create_extractor("text")
     examples, failures = [], []
     for done, row in enumerate(rows, start=1):
@@ -171,8 +170,6 @@ def load_dataset(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / "dataset.json"
     if not path.exists():
         raise FileNotFoundError(f"{folder}: not a dataset (no dataset.json; build one with 'sgdtam-pipe extract')")
-    import json
-
     data = json.loads(path.read_text("utf-8"))
     if data.get("format") != DATASET_FORMAT:
         raise ValueError(f"{path}: unsupported dataset format {data.get('format')!r}")

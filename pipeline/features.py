@@ -17,7 +17,7 @@ from typing import Any
 from extractors.base import Extractor, Hook, MissingExtra, create_extractor
 from extractors.media import MediaError, MediaInfo, probe
 from extractors.timeline import (
-    ClipFeatures, ClipInfo, ExtractorIdentity, MissingModality, ModalityResult,
+    ClipFeatures, ClipInfo, ExtractorIdentity, ModalityResult,
     file_sha256,
 )
 from pipeline.cache import FeatureCache
@@ -67,10 +67,10 @@ def _text_identity(extractor: Extractor, path: Path) -> ExtractorIdentity:
     return replace(identity, config=config)
 
 
-def _run_stage(stage: str, work, *args):
+def _run_stage(stage: str, work, *args, **kwargs):
     """Run one extractor call, turning its failures into a ``StageError`` for ``stage``."""
     try:
-        return work(*args)
+        return work(*args, **kwargs)
     except (MediaError, MissingExtra, StageError):
         raise
     except Exception as exc:  # an extractor bug or a file it cannot handle: record, do not crash a batch
@@ -78,37 +78,34 @@ def _run_stage(stage: str, work, *args):
         raise StageError(stage, f"{type(exc).__name__}: {detail}") from exc
 
 
-def _text(extractor: Extractor, path: Path, sha: str, cache: FeatureCache | None,
-          out: ExtractedClip) -> ModalityResult:
+def _text(extractor: Extractor, path: Path, sha: str, cache: FeatureCache | None):
+    """``(features, transcript, from_cache)``; the transcript is cached beside the features."""
     from extractors.transcript import Transcript
 
     identity = _text_identity(extractor, path)
     stored = cache.get_json(sha, identity, "transcript") if cache else None
     features = cache.get(sha, identity) if cache else None
     if stored is not None and features is not None:
-        out.transcript = Transcript.from_json(stored)
-        out.cached["text"] = True
-        return features
+        return features, Transcript.from_json(stored), True
     transcript = _run_stage("text", extractor.transcribe, path)
     features = _run_stage("text", extractor.embed, transcript)
-    out.transcript = transcript
-    out.cached["text"] = False
     if cache:
         cache.put_json(sha, identity, "transcript", transcript.to_json())
         cache.put(sha, identity, features)
-    return features
+    return features, transcript, False
 
 
 def _modality(modality: str, extractor: Extractor, path: Path, sha: str, cache: FeatureCache | None,
-              out: ExtractedClip, hook: Hook | None) -> ModalityResult:
+              hook: Hook | None) -> tuple[ModalityResult, bool]:
+    """``(result, from_cache)`` for the audio or video extractor."""
     identity = extractor.identity()
     result = cache.get(sha, identity) if cache else None
-    out.cached[modality] = result is not None
-    if result is None:
-        result = _run_stage(modality, lambda: extractor.extract(path, hook=hook))
-        if cache:
-            cache.put(sha, identity, result)
-    return result
+    if result is not None:
+        return result, True
+    result = _run_stage(modality, extractor.extract, path, hook=hook)
+    if cache:
+        cache.put(sha, identity, result)
+    return result, False
 
 
 def extract_clip(path: str | Path, settings: ExtractionSettings, *, cache: FeatureCache | None,
@@ -123,19 +120,19 @@ def extract_clip(path: str | Path, settings: ExtractionSettings, *, cache: Featu
     info = probe(path)
     sha = file_sha256(path)
     clip = ClipInfo(sha, info.duration, str(path))
-    out = ExtractedClip(ClipFeatures(clip, *(MissingModality("not extracted"),) * 3), info, None)
-    out.timings["probe"] = time.perf_counter() - started
+    timings = {"probe": time.perf_counter() - started}
     extractors = extractors or build_extractors(settings)
     results: dict[str, ModalityResult] = {}
+    cached: dict[str, bool] = {}
+    transcript = None
     for modality in ("text", "audio", "video"):
         if hook:
             hook(modality, {})
         started = time.perf_counter()
         extractor = extractors[modality]
         if modality == "text":
-            results[modality] = _text(extractor, path, sha, cache, out)
+            results[modality], transcript, cached[modality] = _text(extractor, path, sha, cache)
         else:
-            results[modality] = _modality(modality, extractor, path, sha, cache, out, hook)
-        out.timings[modality] = time.perf_counter() - started
-    out.features = ClipFeatures(clip, **results)
-    return out
+            results[modality], cached[modality] = _modality(modality, extractor, path, sha, cache, hook)
+        timings[modality] = time.perf_counter() - started
+    return ExtractedClip(ClipFeatures(clip, **results), info, transcript, timings, cached)

@@ -9,6 +9,7 @@ clip, and the card records that the model never saw such features in training.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,6 @@ def train_checkpoint(dataset: str | Path, out_dir: str | Path, *, preset: str = 
 
     Returns the card's JSON (config, features, label, data, metrics).
     """
-    import json
-
     from model.checkpoint import feature_spec_from_clips, save_checkpoint
     from model.config import LabelSpec, SGDTAMConfig
     from model.metrics import evaluate
