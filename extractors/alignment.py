@@ -1,15 +1,22 @@
-"""Times for text that came without them, from the recogniser's own word times.
+"""Times for text that came without them: forced alignment first, the recogniser's words second.
 
-Given words (a ``.txt``, or cues holding several words) are matched to the
-recognised words with :class:`difflib.SequenceMatcher` on normalised tokens
-(lower case, punctuation dropped, numbers spelled out, so "F2" meets "f two").
-An exact token match takes the recognised word's times and probability.
-Inside a stretch the two texts disagree on, characters are matched instead
-("bimblue" gives "bin" and "blue" times from the parts of the recognised
-word they share); such words are flagged ``estimated``. Words still without
-a time are interpolated between their timed neighbours, inside their cue.
-With no recognised words at all, untimed text is spread over the speech
-regions that voice-activity detection finds (or the whole audio), flagged.
+Given words (a ``.txt``, or cues holding several words) are first force-aligned
+to their audio by PocketSphinx (:mod:`extractors.sphinx`), cue by cue (a
+``.txt`` is one cue over the whole track). Each written word is said as
+dictionary words first (:func:`spoken_words`: "F2" is "f two"); a word the
+dictionary cannot say stays untimed. Aligned words are measured, not
+estimated.
+
+For a cue the aligner cannot fit, the words are matched to the recogniser's
+words with :class:`difflib.SequenceMatcher` on normalised tokens (lower case,
+punctuation dropped, numbers spelled out). An exact token match takes the
+recognised word's times and probability. Inside a stretch the two texts
+disagree on, characters are matched instead ("bimblue" gives "bin" and
+"blue" times from the parts of the recognised word they share); such words
+are flagged ``estimated``. Words still without a time are interpolated
+between their timed neighbours, inside their cue. With no audio or no
+recognised words at all, untimed text is spread over the speech regions that
+voice-activity detection finds (or the whole audio), flagged.
 """
 
 from __future__ import annotations
@@ -19,37 +26,56 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from extractors import asr
-from extractors.media import decode_audio, probe
+from extractors import asr, sphinx
+from extractors.media import AudioTrack, decode_audio, probe
 from extractors.sidecars import Cue
-from extractors.transcript import TimedToken, TranscriptConfig, Word, interpolate
+from extractors.transcript import TimedToken, TranscriptConfig, Word, interpolate, spread
 
 CUE_SLACK = 0.5  # seconds a matched word may lie outside its cue before the match is refused
+EDGE_WORD_SECONDS = 0.3  # room given to each untimed word before the first (after the last) timed one
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
          "fifteen sixteen seventeen eighteen nineteen").split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 
 
-def spell_number(digits: str) -> str:
-    """English words for a run of digits, without spaces ("42" -> "fortytwo").
+def number_words(digits: str) -> list[str]:
+    """English words for a run of digits ("42" -> ["forty", "two"]).
 
-    Numbers up to 999 are spelled as said; longer runs digit by digit.
+    Numbers up to 999 are spelled as said; longer runs (and runs with a
+    leading zero) digit by digit.
     """
     n = int(digits)
     if len(digits) > 3 or (digits.startswith("0") and len(digits) > 1):
-        return "".join(_ONES[int(d)] for d in digits)
+        return [_ONES[int(d)] for d in digits]
     if n < 20:
-        return _ONES[n]
+        return [_ONES[n]]
     if n < 100:
-        return _TENS[n // 10] + (_ONES[n % 10] if n % 10 else "")
+        return [_TENS[n // 10]] + ([_ONES[n % 10]] if n % 10 else [])
     rest = n % 100
-    return _ONES[n // 100] + "hundred" + (spell_number(str(rest)) if rest else "")
+    return [_ONES[n // 100], "hundred"] + (number_words(str(rest)) if rest else [])
+
+
+def spell_number(digits: str) -> str:
+    """:func:`number_words` run together, as a comparison key ("42" -> "fortytwo")."""
+    return "".join(number_words(digits))
 
 
 def normalise(word: str) -> str:
     """The comparison key of a word: lower case letters, numbers spelled, nothing else."""
     key = re.sub(r"[^0-9a-z]", "", word.lower())
     return re.sub(r"\d+", lambda m: spell_number(m.group(0)), key)
+
+
+def spoken_words(word: str) -> list[str]:
+    """How a written word is said, as dictionary words ("F2" -> ["f", "two"], "It-it" -> ["it", "it"]).
+
+    Lower case, curly apostrophes made straight, split at hyphens, slashes and
+    letter-digit boundaries, numbers spelled; apostrophes inside a word stay
+    ("don't"), other punctuation goes.
+    """
+    text = word.lower().replace("\u2019", "'").replace("\u2018", "'")
+    pieces = re.findall(r"[a-z]+(?:'[a-z]+)*|\d+", text)
+    return [spoken for piece in pieces for spoken in (number_words(piece) if piece.isdigit() else [piece])]
 
 
 def match_words(given: Sequence[str], heard: Sequence[Word]) -> list[TimedToken]:
@@ -101,8 +127,12 @@ def tokens_from_cues(cues: Sequence[Cue]) -> list[TimedToken]:
     return tokens
 
 
-def _accept_heard_times(tokens: list[TimedToken], heard: Sequence[Word]) -> None:
-    """Time the untimed tokens from ``heard``, refusing matches that fall outside the token's cue."""
+def _accept_heard_times(tokens: list[TimedToken], heard: Sequence[Word]) -> int:
+    """Time the untimed tokens from ``heard``, refusing matches that fall outside the token's cue.
+
+    Returns how many tokens got times.
+    """
+    timed = 0
     untimed = [i for i, t in enumerate(tokens) if t.start is None]
     matched = match_words([tokens[i].text for i in untimed], heard)
     for i, match in zip(untimed, matched):
@@ -114,6 +144,8 @@ def _accept_heard_times(tokens: list[TimedToken], heard: Sequence[Word]) -> None
         token.start = min(max(match.start, token.low), token.high)
         token.end = min(max(match.end, token.start), token.high)
         token.probability, token.estimated = match.probability, match.estimated
+        timed += 1
+    return timed
 
 
 def _spread_over(tokens: Sequence[TimedToken], regions: Sequence[tuple[float, float]]) -> list[Word]:
@@ -143,21 +175,108 @@ def _place(text: str, begin: float, finish: float, regions: Sequence[tuple[float
     raise ValueError("no speech regions to place words in")
 
 
+def _cue_groups(tokens: Sequence[TimedToken]) -> list[list[int]]:
+    """Indices of the untimed tokens, grouped by the cue they came from (shared ``low``/``high``)."""
+    groups: dict[tuple[float, float], list[int]] = {}
+    for i, token in enumerate(tokens):
+        if token.start is None:
+            groups.setdefault((token.low, token.high), []).append(i)
+    return list(groups.values())
+
+
+def _align_group(tokens: Sequence[TimedToken], group: Sequence[int], audio: AudioTrack) -> bool:
+    """Time the tokens of one cue by forced alignment inside the cue (all the audio for untimed text).
+
+    Tokens the dictionary cannot say stay untimed (to be interpolated).
+    False when no token could be said or the aligner found no path.
+    """
+    low, high = tokens[group[0]].low, tokens[group[0]].high
+    begin = max(audio.start, low - CUE_SLACK)
+    finish = min(audio.start + audio.duration, high + CUE_SLACK)
+    first, last = (max(int(round((t - audio.start) * sphinx.SAMPLE_RATE)), 0) for t in (begin, finish))
+    spoken = [spoken_words(tokens[i].text) for i in group]
+    sayable = [bool(parts) and all(sphinx.pronounceable(parts)) for parts in spoken]
+    said = [(i, parts) for i, parts, ok in zip(group, spoken, sayable) if ok]
+    heard = sphinx.align(audio.samples[first:last], [w for _, parts in said for w in parts], offset=begin)
+    if heard is None:
+        return False
+    position = 0
+    for i, parts in said:
+        token = tokens[i]
+        token.start = min(max(heard[position].start, low), high)
+        token.end = min(max(heard[position + len(parts) - 1].end, token.start), high)
+        position += len(parts)
+    _share_with_unsayable(tokens, group, sayable)
+    return True
+
+
+def _share_with_unsayable(tokens: Sequence[TimedToken], group: Sequence[int], sayable: Sequence[bool]) -> None:
+    """Give each run of unsayable words between two aligned ones a share of the word before it.
+
+    The aligner could not model those words, so their sound went to a
+    neighbour: the word before the run shares its interval with the run, in
+    proportion to letters, and every word involved becomes ``estimated``.
+    Runs at either end of the cue stay untimed (interpolation gives them room
+    beside the aligned words).
+    """
+    k = 0
+    while k < len(group):
+        if sayable[k]:
+            k += 1
+            continue
+        end = k
+        while end < len(group) and not sayable[end]:
+            end += 1
+        if k == 0 or end == len(group):
+            k = end
+            continue
+        host = tokens[group[k - 1]]
+        shared = [host, *(tokens[i] for i in group[k:end])]
+        for token, (s, e) in zip(shared, spread([t.text for t in shared], host.start, host.end)):
+            token.start, token.end, token.estimated = s, e, True
+        k = end
+
+
+def _edge(tokens: Sequence[TimedToken], span: tuple[float, float], side: int) -> float:
+    """Where interpolation may begin (``side`` -1) or end (1): ``EDGE_WORD_SECONDS`` per untimed
+    word beyond the first (last) timed word, kept inside ``span``."""
+    ordered = tokens if side < 0 else tokens[::-1]
+    timed = next((k for k, t in enumerate(ordered) if t.start is not None), None)
+    if timed is None:
+        return span[0] if side < 0 else span[1]
+    if side < 0:
+        return max(span[0], ordered[timed].start - EDGE_WORD_SECONDS * timed)
+    return min(span[1], ordered[timed].end + EDGE_WORD_SECONDS * timed)
+
+
 def timed_words_for_text(media: Path, cues: Sequence[Cue], *, config: TranscriptConfig) -> tuple[list[Word], str]:
-    """Words of a sidecar's cues, each with a time; the second item says how untimed words were timed."""
+    """Words of a sidecar's cues, each with a time; the second item says how untimed words were timed.
+
+    Order of trust: times the sidecar gives a single word; forced alignment of
+    each cue's words to its audio (PocketSphinx, English only); for cues the aligner could
+    not fit, the recogniser's own word times matched to the text; then
+    interpolation inside the cue. With no audio to align to, the text is
+    spread over the speech regions (or the whole track), flagged.
+    """
     tokens = tokens_from_cues(cues)
     if all(t.start is not None for t in tokens):
         return interpolate(tokens, start=0.0, end=max((t.end or 0.0) for t in tokens) if tokens else 0.0), ""
-    heard: tuple[Word, ...] = ()
-    if config.align:
-        heard = asr.recognise(media, config=config).words
-        _accept_heard_times(tokens, heard)
-    if heard:
-        start = min([heard[0].start] + [t.low for t in tokens[:1] if t.low != float("-inf")])
-        end = max([heard[-1].end] + [t.high for t in tokens[-1:] if t.high != float("inf")])
-        return interpolate(tokens, start=start, end=end), "+aligned:faster-whisper"
     audio = decode_audio(media)
     span = (0.0, probe(media).duration) if audio is None else (audio.start, audio.start + audio.duration)
+    aligners: list[str] = []
+    if config.align != "none" and audio is not None and len(audio.samples):
+        fitted = [False]
+        if config.align == "auto" and config.language == "en":
+            fitted = [_align_group(tokens, group, audio) for group in _cue_groups(tokens)]
+        if any(fitted):
+            aligners.append("pocketsphinx")
+        if not all(fitted):
+            heard = asr.recognise(media, config=config).words
+            if _accept_heard_times(tokens, heard):
+                aligners.append(asr.recogniser_name(config))
+    if aligners:
+        return interpolate(tokens, start=_edge(tokens, span, -1), end=_edge(tokens, span, 1)), \
+            "+aligned:" + "+".join(aligners)
     if any(t.start is not None or t.low != float("-inf") for t in tokens):
         return interpolate(tokens, start=span[0], end=span[1]), "+interpolated"
     regions = [] if audio is None else asr.speech_regions(audio.samples, offset=audio.start)

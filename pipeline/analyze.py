@@ -34,13 +34,16 @@ class AnalyzeOptions:
     audio_backend: str = "opensmile"
     fps: float = 15.0
     transcript: Path | None = None
+    grammar: Path | None = None
+    whisper_model: Path | None = None
     checkpoint: Path | None = None
     cache_dir: Path | None = None
     use_cache: bool = True
     window_seconds: float = 4.0
 
     def settings(self) -> ExtractionSettings:
-        return ExtractionSettings(audio_backend=self.audio_backend, fps=self.fps, transcript=self.transcript)
+        return ExtractionSettings(audio_backend=self.audio_backend, fps=self.fps, transcript=self.transcript,
+                                  grammar=self.grammar, whisper_model=self.whisper_model)
 
 
 @dataclass(frozen=True)

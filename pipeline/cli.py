@@ -73,6 +73,23 @@ checkpoint_option = click.option("--checkpoint", type=click.Path(exists=True, pa
 audio_option = click.option("--audio-backend", type=click.Choice(["opensmile", "librosa"]), default="opensmile",
                             show_default=True, help="Acoustic features; librosa is the licence-clean choice.")
 
+grammar_option = click.option(
+    "--grammar", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSGF grammar: recognise speech with PocketSphinx held to it instead of Whisper (closed-grammar "
+         "corpora such as GRID; US English).")
+whisper_option = click.option(
+    "--whisper-model", type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Local CTranslate2 Whisper folder (default: the bundled Whisper tiny.en).")
+
+
+def _checked_grammar(grammar: Path | None) -> Path | None:
+    """``grammar`` once PocketSphinx has accepted it (a bad one fails here, before any clip)."""
+    if grammar is not None:
+        from extractors.sphinx import load_grammar
+
+        load_grammar(grammar)
+    return grammar
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sgdtam-pipe")
@@ -86,20 +103,23 @@ def main() -> None:
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Draw a timeline PNG.")
 @click.option("--transcript", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Sidecar transcript (.srt, .vtt, .json, .txt); default: one next to the clip, else speech recognition.")
+@grammar_option
+@whisper_option
 @click.option("--fps", type=float, default=15.0, show_default=True, help="Face sampling rate (frames per second).")
 @audio_option
 @checkpoint_option
 @cache_dir_option
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the feature cache.")
 @reports_user_errors
-def analyze(clip: Path, json_out: str | None, plot: Path | None, transcript: Path | None, fps: float,
-            audio_backend: str, checkpoint: Path | None, cache_dir: Path | None, no_cache: bool) -> None:
+def analyze(clip: Path, json_out: str | None, plot: Path | None, transcript: Path | None, grammar: Path | None,
+            whisper_model: Path | None, fps: float, audio_backend: str, checkpoint: Path | None,
+            cache_dir: Path | None, no_cache: bool) -> None:
     """Sentiment of CLIP overall and per segment, with the modalities observed and generated."""
     from pipeline.analyze import AnalyzeOptions, analyze as run_analyze
     from pipeline.report import summary_text
 
     options = AnalyzeOptions(audio_backend=audio_backend, fps=fps, transcript=transcript,
-                             checkpoint=checkpoint, cache_dir=cache_dir, use_cache=not no_cache)
+                             grammar=_checked_grammar(grammar), whisper_model=whisper_model, checkpoint=checkpoint, cache_dir=cache_dir, use_cache=not no_cache)
     result = run_analyze(clip, options, hook=_progress())
     if json_out == "-":
         click.echo(json.dumps(result.to_json(), indent=2))
@@ -125,12 +145,15 @@ def analyze(clip: Path, json_out: str | None, plot: Path | None, transcript: Pat
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:port) to run on a cluster instead.")
 @click.option("--retry-failed/--no-retry-failed", default=True, show_default=True,
               help="Try clips that failed in an earlier run again.")
+@grammar_option
+@whisper_option
 @audio_option
 @checkpoint_option
 @cache_dir_option
 @reports_user_errors
 def batch(folder: Path, out_dir: Path, workers: int, scheduler: str | None, retry_failed: bool,
-          audio_backend: str, checkpoint: Path | None, cache_dir: Path | None) -> None:
+          grammar: Path | None, whisper_model: Path | None, audio_backend: str, checkpoint: Path | None,
+          cache_dir: Path | None) -> None:
     """Analyse every media file under FOLDER (recursive, resumable, parallel).
 
     A second run skips clips already done; a failure is recorded with its
@@ -138,7 +161,8 @@ def batch(folder: Path, out_dir: Path, workers: int, scheduler: str | None, retr
     """
     from pipeline.analyze import AnalyzeOptions, batch as run_batch
 
-    options = AnalyzeOptions(audio_backend=audio_backend, checkpoint=checkpoint, cache_dir=cache_dir)
+    options = AnalyzeOptions(audio_backend=audio_backend, grammar=_checked_grammar(grammar),
+                             whisper_model=whisper_model, checkpoint=checkpoint, cache_dir=cache_dir)
     progress = BatchProgress(sys.stderr.isatty())
     summary = run_batch(folder, out_dir, options, workers=workers, scheduler=scheduler, hook=progress,
                         retry_failed=retry_failed)
@@ -177,15 +201,19 @@ class BatchProgress:
               help="CSV: clip (or text), label, optional split, start, end.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Dataset folder to write.")
+@grammar_option
+@whisper_option
 @audio_option
 @cache_dir_option
 @reports_user_errors
-def extract(folder: Path, labels: Path, out_dir: Path, audio_backend: str, cache_dir: Path | None) -> None:
+def extract(folder: Path, labels: Path, out_dir: Path, grammar: Path | None, whisper_model: Path | None,
+            audio_backend: str, cache_dir: Path | None) -> None:
     """Build a training dataset from labelled clips under FOLDER (features come from the cache)."""
     from pipeline.analyze import AnalyzeOptions
     from pipeline.dataset import build_dataset
 
-    options = AnalyzeOptions(audio_backend=audio_backend, cache_dir=cache_dir)
+    options = AnalyzeOptions(audio_backend=audio_backend, grammar=_checked_grammar(grammar),
+                             whisper_model=whisper_model, cache_dir=cache_dir)
     summary = build_dataset(labels, out_dir, options, media_root=folder, hook=_progress())
     click.echo(json.dumps(summary, indent=2))
 

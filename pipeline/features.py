@@ -34,6 +34,8 @@ class ExtractionSettings:
     audio_backend: str = "opensmile"
     fps: float = 15.0
     transcript: Path | None = None
+    grammar: Path | None = None
+    whisper_model: Path | None = None
     face_output: str = "au"
 
 
@@ -49,21 +51,25 @@ class ExtractedClip:
 def build_extractors(settings: ExtractionSettings) -> dict[str, Extractor]:
     """One extractor per modality, configured from ``settings``."""
     return {
-        "text": create_extractor("text", sidecar=settings.transcript),
+        "text": create_extractor("text", sidecar=settings.transcript, grammar=settings.grammar,
+                                 whisper_model=settings.whisper_model),
         "audio": create_extractor("audio", settings.audio_backend, pool_window=AUDIO_POOL_SECONDS),
         "video": create_extractor("video", fps=settings.fps, output=settings.face_output),
     }
 
 
 def _text_identity(extractor: Extractor, path: Path) -> ExtractorIdentity:
-    """The text extractor's identity plus the hash of the sidecar it would read, if any."""
+    """The text extractor's identity, with the files it reads (sidecar, grammar) named by content hash."""
     from extractors import sidecars
 
     identity = extractor.identity()
+    config = dict(identity.config)
     sidecar = sidecars.find_sidecar(path, extractor.config.sidecar) if extractor.config.source != "asr" else None
-    if sidecar is None:
-        return identity
-    config = dict(identity.config, sidecar=None, sidecar_sha256=file_sha256(sidecar))
+    if sidecar is not None:
+        config.update(sidecar=None, sidecar_sha256=file_sha256(sidecar))
+    grammar = extractor.config.grammar
+    if grammar is not None and grammar.is_file():
+        config.update(grammar=None, grammar_sha256=file_sha256(grammar))
     return replace(identity, config=config)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from extractors.alignment import match_words, normalise, spell_number
-from extractors.media import probe
+from extractors.media import decode_audio, probe
 from extractors.sidecars import SidecarError, find_sidecar, read_sidecar
 from extractors.transcript import (
     TimedToken, Transcript, TranscriptConfig, Word, interpolate, make_transcript, segment_words,
@@ -77,7 +78,7 @@ def test_vtt_skips_notes_and_identifiers_and_strips_markup(tmp_path):
 def test_vtt_inline_timestamps_time_each_word(tmp_path):
     path = write(tmp_path / "words.vtt", "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\n<00:00:00.600><c>bin</c>"
                                          "<00:00:01.000><c> blue</c><00:00:01.500><c> now</c>\n")
-    transcript = transcribe(grid_copy(tmp_path, "words"), config=TranscriptConfig(align=False))
+    transcript = transcribe(grid_copy(tmp_path, "words"), config=TranscriptConfig(align="none"))
     assert [(w.text, w.start, w.end, w.estimated) for w in transcript.words] == [
         ("bin", 0.6, 1.0, False), ("blue", 1.0, 1.5, False), ("now", 1.5, 2.0, False)]
     write(path, "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\na <00:00:01.500>b <00:00:01.000>c\n")
@@ -243,10 +244,50 @@ def test_utterance_chunking_decodes_each_speech_region(grid_duration):
     assert keys(transcript).endswith("ftwo now") and not any(w.estimated for w in transcript.words)
 
 
-def test_grid_text_sidecar_is_aligned_to_the_recognised_words(tmp_path, recognised, grid_duration):
+def speech_bounds(path: Path) -> tuple[float, float]:
+    """First and last 10 ms of ``path``'s audio within 25 dB of its loudest 10 ms (a loudness-only check)."""
+    samples = decode_audio(path).samples
+    frames = samples[:len(samples) // 160 * 160].reshape(-1, 160)
+    level = 20 * np.log10(np.sqrt((frames ** 2).mean(axis=1)) + 1e-9)
+    loud = np.flatnonzero(level > level.max() - 25)
+    return loud[0] * 0.01, (loud[-1] + 1) * 0.01
+
+
+def test_grid_text_sidecar_is_force_aligned_to_the_audio(tmp_path, grid_duration):
+    media = grid_copy(tmp_path)
+    write(tmp_path / "clip.txt", "Bin blue at F2, now.\n")
+    transcript = transcribe(media)
+    print("aligned:", [(w.text, w.start, w.end) for w in transcript.words])
+    assert transcript.source == "sidecar:txt+aligned:pocketsphinx"
+    assert [w.text for w in transcript.words] == ["Bin", "blue", "at", "F2,", "now."]
+    assert not any(w.estimated for w in transcript.words)
+    assert_in_time_order(transcript.words, 0.0, grid_duration)
+    onset, offset = speech_bounds(GRID)  # 1.00 s and 2.46 s
+    assert onset - 0.1 <= transcript.words[0].start <= onset + 0.05
+    assert transcript.words[-1].end <= offset + 0.05
+    assert all(a.end == b.start for a, b in zip(transcript.words, transcript.words[1:]))  # no pause inside
+
+
+def test_words_the_dictionary_cannot_say_share_a_neighbour_or_the_edges(tmp_path, grid_duration):
+    media = grid_copy(tmp_path)
+    write(tmp_path / "clip.txt", "Zqxw bin blue at Fzqx2 now qqqz")
+    words = transcribe(media).words
+    reference = {w.text: w for w in transcribe(media, config=TranscriptConfig(sidecar=write(
+        tmp_path / "plain.txt", "bin blue at f two now"))).words}
+    print([(w.text, w.start, w.end, w.estimated) for w in words])
+    assert [w.estimated for w in words] == [True, False, False, True, True, False, True]
+    at, unsayable = words[3], words[4]  # "at" shares its interval with the word after it
+    assert (at.start, unsayable.end) == (words[2].end, words[5].start) and at.end == unsayable.start
+    assert words[0].end == words[1].start and words[0].end - words[0].start == pytest.approx(0.3)
+    assert words[-1].start == words[-2].end and words[-1].end - words[-1].start == pytest.approx(0.3)
+    assert (words[1].start, words[5].end) == (reference["bin"].start, reference["now"].end)
+    assert_in_time_order(words, 0.0, grid_duration)
+
+
+def test_grid_text_sidecar_can_use_the_recognised_words_instead(tmp_path, recognised, grid_duration):
     media = grid_copy(tmp_path)
     write(tmp_path / "clip.txt", "Bin blue at F two now.\n")
-    transcript = transcribe(media)
+    transcript = transcribe(media, config=TranscriptConfig(align="recogniser"))
     assert transcript.source == "sidecar:txt+aligned:faster-whisper"
     assert keys(transcript) == GRID_WORDS
     assert_in_time_order(transcript.words, 0.0, grid_duration)
@@ -257,19 +298,31 @@ def test_grid_text_sidecar_is_aligned_to_the_recognised_words(tmp_path, recognis
     assert all(w.estimated for w in transcript.words[:-1])
 
 
+def test_text_that_does_not_fit_the_audio_is_not_claimed_aligned(tmp_path, grid_duration):
+    media = grid_copy(tmp_path)
+    write(tmp_path / "clip.txt", "the quick brown fox jumps over the lazy dog " * 8)
+    transcript = transcribe(media)
+    assert transcript.source == "sidecar:txt+spread:speech"
+    assert len(transcript.words) == 72 and all(w.estimated for w in transcript.words)
+    assert_in_time_order(transcript.words, 0.0, grid_duration)
+
+
 def test_srt_cue_words_are_aligned_inside_their_cue(tmp_path, grid_duration):
     media = grid_copy(tmp_path)
     write(tmp_path / "clip.srt", "1\n00:00:00,400 --> 00:00:02,600\nbin blue at f two now\n")
     transcript = transcribe(media)
-    assert transcript.source == "sidecar:srt+aligned:faster-whisper" and keys(transcript) == GRID_WORDS
+    assert transcript.source == "sidecar:srt+aligned:pocketsphinx" and keys(transcript) == GRID_WORDS
     assert_in_time_order(transcript.words, 0.4, 2.6)
-    assert not transcript.words[-1].estimated
+    assert not any(w.estimated for w in transcript.words)
+    whole = transcribe(media, config=TranscriptConfig(sidecar=write(tmp_path / "all.txt", GRID_WORDS)))
+    for cue_word, word in zip(transcript.words, whole.words):  # the cue's audio slice gives the same times
+        assert cue_word.start == pytest.approx(word.start, abs=0.03)
 
 
 def test_text_without_recognition_is_spread_over_the_speech(tmp_path, recognised, grid_duration):
     media = grid_copy(tmp_path)
     write(tmp_path / "clip.txt", GRID_WORDS)
-    transcript = transcribe(media, config=TranscriptConfig(align=False))
+    transcript = transcribe(media, config=TranscriptConfig(align="none"))
     assert transcript.source == "sidecar:txt+spread:speech"
     assert all(w.estimated for w in transcript.words)
     assert_in_time_order(transcript.words, 0.0, grid_duration)
@@ -282,7 +335,7 @@ def test_json_sidecar_keeps_its_times_and_fills_a_missing_one(tmp_path):
     write(tmp_path / "clip.json", json.dumps([{"word": "bin", "start": 0.6, "end": 0.8},
                                               {"word": "blue", "start": None, "end": None},
                                               {"word": "now", "start": 1.9, "end": 2.3, "probability": 0.5}]))
-    transcript = transcribe(media, config=TranscriptConfig(align=False))
+    transcript = transcribe(media, config=TranscriptConfig(align="none"))
     assert transcript.source == "sidecar:json+interpolated"
     assert [(w.text, w.start, w.end, w.estimated) for w in transcript.words] == [
         ("bin", 0.6, 0.8, False), ("blue", 0.8, 1.9, True), ("now", 1.9, 2.3, False)]
