@@ -1,10 +1,12 @@
 """Text extractor speed: real-time factor of recognition plus embedding.
 
 Run ``python -m bench.bench_text [--repeats N] [--threads T] [--beams 1 5]
-[--chunkings vad utterance]``. Two inputs: the GRID clip (3 s) and 60 s of
-real speech made by looping the GRID clip's audio 20 times with the bundled
-ffmpeg. For each beam size and chunking it times ``transcribe`` (decoding,
-VAD, Whisper tiny.en int8 with word times) and ``embed`` (MiniLM) separately,
+[--chunkings vad utterance] [--windows 30 10] [--no-grammar]``. Two inputs: the
+GRID clip (3 s) and 60 s of real speech made by looping the GRID clip's audio
+20 times with the bundled ffmpeg. For each Whisper setting (beam size,
+chunking, encoder window) and for PocketSphinx held to the GRID grammar it
+times ``transcribe`` (decoding, VAD, recognition with word times) and
+``embed`` (MiniLM) separately,
 with the models already loaded (the one-off load is printed on its own), and
 prints the median over the repeats of ``(transcribe + embed) / audio seconds``.
 Target: at most 0.15. As a check on the output it prints how many times "now"
@@ -31,6 +33,7 @@ from extractors.alignment import normalise
 from extractors.timeline import TimedFeatures
 
 GRID = Path(__file__).resolve().parent.parent / "examples" / "grid-bbaf2n.mpg"
+GRAMMAR = GRID.with_name("grid.jsgf")
 LOOPS = 20
 TARGET_RTF = 0.15
 
@@ -55,7 +58,7 @@ def measure(extractor: TextExtractor, clip: Path, seconds: float) -> dict[str, f
     if not isinstance(features, TimedFeatures):
         raise SystemExit(f"{clip}: {features.reason}")
     nows = [w.end for w in transcript.words if normalise(w.text) == "now"]
-    return {"words": len(transcript.words), "nows": nows, "tokens": len(features),
+    return {"words": len(transcript.words), "nows": nows, "text": transcript.text[:60], "tokens": len(features),
             "transcribe_s": middle - began, "embed_s": done - middle, "rtf": (done - began) / seconds,
             "cpu_rtf": (cpu_done - cpu_began) / seconds}
 
@@ -68,16 +71,19 @@ def drift(nows: list[float], reference: float, period: float) -> float:
 
 
 def summarise(runs: list[dict]) -> dict:
-    summary = {key: statistics.median(run[key] for run in runs) for key in runs[0] if key != "nows"}
-    return dict(summary, nows=runs[0]["nows"])
+    summary = {key: statistics.median(run[key] for run in runs) for key in runs[0] if key not in ("nows", "text")}
+    return dict(summary, nows=runs[0]["nows"], text=runs[0]["text"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--beams", type=int, nargs="+", default=[1, 5])
-    parser.add_argument("--chunkings", nargs="+", default=["vad", "utterance"])
+    parser.add_argument("--beams", type=int, nargs="+", default=[1])
+    parser.add_argument("--chunkings", nargs="+", default=["vad"])
+    parser.add_argument("--windows", type=float, nargs="+", default=[30.0, 10.0],
+                        help="Whisper encoder windows in seconds (TranscriptConfig.whisper_window)")
+    parser.add_argument("--no-grammar", action="store_true", help="skip PocketSphinx with the GRID grammar")
     args = parser.parse_args()
     import torch
 
@@ -86,30 +92,33 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clips = {"grid-bbaf2n.mpg": GRID, f"grid-x{LOOPS}.wav": looped_speech(Path(tmp))}
         durations = {name: decode_audio(path).duration for name, path in clips.items()}
-        for beam in args.beams:
-            for chunking in args.chunkings:
-                extractor = TextExtractor(source="asr", beam_size=beam, chunking=chunking, threads=args.threads)
-                began = time.perf_counter()
-                extractor.extract(GRID)  # loads both models (cached per process) and warms them
-                print(f"beam {beam}, chunking {chunking}: first GRID run (loads models once per process) "
-                      f"{time.perf_counter() - began:.2f} s")
-                reference = None
-                for name, path in clips.items():
-                    summary = summarise([measure(extractor, path, durations[name]) for _ in range(args.repeats)])
-                    if reference is None:  # the GRID clip alone comes first: its "now" is the reference
-                        reference = summary["nows"][-1] if summary["nows"] else float("nan")
-                        check = f"'now' ends at {reference:.2f} s"
-                    else:
-                        summary["drift_s"] = drift(summary["nows"], reference, durations[GRID.name])
-                        check = (f"{len(summary['nows'])} x 'now' for {LOOPS} sentences, median drift "
-                                 f"{summary['drift_s']:.2f} s from the clip-alone times")
-                    results[f"{name} beam={beam} chunking={chunking}"] = dict(summary, audio_s=durations[name])
-                    verdict = "meets" if summary["rtf"] <= TARGET_RTF else "misses"
-                    print(f"  {name} ({durations[name]:.1f} s audio), {args.threads} threads: {summary['words']:.0f} "
-                          f"words, {check}, {summary['tokens']:.0f} tokens; transcribe {summary['transcribe_s']:.2f} s"
-                          f" + embed {summary['embed_s']:.3f} s = RTF {summary['rtf']:.3f} ({verdict} target "
-                          f"{TARGET_RTF}; median of {args.repeats}); CPU seconds per audio second "
-                          f"{summary['cpu_rtf']:.3f}")
+        settings = {f"whisper beam={beam} chunking={chunking} window={window:g}s":
+                    dict(beam_size=beam, chunking=chunking, whisper_window=window)
+                    for beam in args.beams for chunking in args.chunkings for window in args.windows}
+        if not args.no_grammar:
+            settings["pocketsphinx grammar=grid.jsgf"] = dict(grammar=GRAMMAR)
+        for label, options in settings.items():
+            extractor = TextExtractor(source="asr", threads=args.threads, **options)
+            began = time.perf_counter()
+            extractor.extract(GRID)  # loads the models (cached per process) and warms them
+            print(f"{label}: first GRID run (loads models once per process) {time.perf_counter() - began:.2f} s")
+            reference = None
+            for name, path in clips.items():
+                summary = summarise([measure(extractor, path, durations[name]) for _ in range(args.repeats)])
+                if reference is None:  # the GRID clip alone comes first: its "now" is the reference
+                    reference = summary["nows"][-1] if summary["nows"] else float("nan")
+                    check = f"'{summary['text']}', 'now' ends at {reference:.2f} s"
+                else:
+                    summary["drift_s"] = drift(summary["nows"], reference, durations[GRID.name])
+                    check = (f"{len(summary['nows'])} x 'now' for {LOOPS} sentences, median drift "
+                             f"{summary['drift_s']:.2f} s from the clip-alone times")
+                results[f"{name} {label}"] = dict(summary, audio_s=durations[name])
+                verdict = "meets" if summary["rtf"] <= TARGET_RTF else "misses"
+                print(f"  {name} ({durations[name]:.1f} s audio), {args.threads} threads: {summary['words']:.0f} "
+                      f"words, {check}, {summary['tokens']:.0f} tokens; transcribe {summary['transcribe_s']:.2f} s"
+                      f" + embed {summary['embed_s']:.3f} s = RTF {summary['rtf']:.3f} ({verdict} target "
+                      f"{TARGET_RTF}; median of {args.repeats}); CPU seconds per audio second "
+                      f"{summary['cpu_rtf']:.3f}")
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
           "(1/5/15 min; other work on the machine slows every figure above)")

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from extractors import sphinx
 from extractors.base import require
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # Whisper's own schedule
+WHISPER_WINDOW = 30.0  # seconds of audio Whisper's encoder was trained to see
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,41 @@ def _model_dir(config: TranscriptConfig) -> Path:
 
 
 @lru_cache(maxsize=4)
-def load_whisper(folder: Path, compute_type: str, threads: int):
-    """A ``WhisperModel`` for ``folder`` on the CPU, loaded once per process and arguments."""
+def load_whisper(folder: Path, compute_type: str, threads: int, window: float = WHISPER_WINDOW):
+    """A ``WhisperModel`` for ``folder`` on the CPU, loaded once per process and arguments.
+
+    ``window`` below Whisper's 30 s makes the encoder see a short window at
+    its own length (at least ``window`` seconds) instead of padded to 30 s.
+    """
     faster_whisper = require("faster_whisper", "speech")
-    return faster_whisper.WhisperModel(str(folder), device="cpu", compute_type=compute_type,
-                                       cpu_threads=threads, local_files_only=True)
+    model = faster_whisper.WhisperModel(str(folder), device="cpu", compute_type=compute_type,
+                                        cpu_threads=threads, local_files_only=True)
+    if window < WHISPER_WINDOW:
+        model.encode = fitted_encoder(model.encode, frames=int(window * 100))
+    return model
+
+
+def fitted_encoder(encode: Callable[[Any], Any], *, frames: int) -> Callable[[Any], Any]:
+    """``encode`` for windows cut down to their content, but never below ``frames`` mel frames.
+
+    faster-whisper pads a window shorter than 30 s with exact zeros up to
+    3,000 frames (10 ms each); a frame of real audio, silence included, is
+    never zero in every mel band. The encoder's cost grows with the frames it
+    sees, so a 3 s clip costs a tenth as much; Whisper was trained on 30 s
+    windows, so accuracy drops somewhat (README: benchmarks).
+    """
+    import numpy as np
+
+    def fitted(features):
+        if features.ndim == 2:
+            used = np.flatnonzero(np.any(features != 0, axis=0))
+            keep = max(frames, int(used[-1]) + 1 if len(used) else 0)
+            keep += keep % 2  # the encoder's stride-2 convolution halves the frames
+            if keep < features.shape[-1]:
+                features = np.ascontiguousarray(features[:, :keep])
+        return encode(features)
+
+    return fitted
 
 
 def recognise_samples(samples: "np.ndarray", *, config: TranscriptConfig, offset: float = 0.0) -> list[Word]:
@@ -82,7 +113,7 @@ def recognise_samples(samples: "np.ndarray", *, config: TranscriptConfig, offset
     """
     if config.grammar is not None:
         return _recognise_with_grammar(samples, config=config, offset=offset)
-    model = load_whisper(_model_dir(config), config.compute_type, config.threads)
+    model = load_whisper(_model_dir(config), config.compute_type, config.threads, config.whisper_window)
     options: dict[str, object] = {"vad_filter": config.chunking == "vad"}
     if config.chunking == "utterance":
         regions = speech_regions(samples, min_silence=config.pause)

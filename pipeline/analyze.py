@@ -36,6 +36,7 @@ class AnalyzeOptions:
     transcript: Path | None = None
     grammar: Path | None = None
     whisper_model: Path | None = None
+    whisper_window: float = 30.0
     checkpoint: Path | None = None
     cache_dir: Path | None = None
     use_cache: bool = True
@@ -43,7 +44,8 @@ class AnalyzeOptions:
 
     def settings(self) -> ExtractionSettings:
         return ExtractionSettings(audio_backend=self.audio_backend, fps=self.fps, transcript=self.transcript,
-                                  grammar=self.grammar, whisper_model=self.whisper_model)
+                                  grammar=self.grammar, whisper_model=self.whisper_model,
+                                  whisper_window=self.whisper_window)
 
 
 @dataclass(frozen=True)

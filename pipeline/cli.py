@@ -73,22 +73,33 @@ checkpoint_option = click.option("--checkpoint", type=click.Path(exists=True, pa
 audio_option = click.option("--audio-backend", type=click.Choice(["opensmile", "librosa"]), default="opensmile",
                             show_default=True, help="Acoustic features; librosa is the licence-clean choice.")
 
-grammar_option = click.option(
-    "--grammar", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="JSGF grammar: recognise speech with PocketSphinx held to it instead of Whisper (closed-grammar "
-         "corpora such as GRID; US English).")
-whisper_option = click.option(
-    "--whisper-model", type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Local CTranslate2 Whisper folder (default: the bundled Whisper tiny.en).")
+_speech_options = (
+    click.option("--grammar", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                 help="JSGF grammar: recognise speech with PocketSphinx held to it instead of Whisper "
+                      "(closed-grammar corpora such as GRID; US English)."),
+    click.option("--whisper-model", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                 help="Local CTranslate2 Whisper folder (default: the bundled Whisper tiny.en)."),
+    click.option("--whisper-window", type=click.FloatRange(10.0, 30.0), default=30.0, show_default=True,
+                 help="Fewest seconds Whisper's encoder sees; lower is faster on short clips, less accurate."),
+)
 
 
-def _checked_grammar(grammar: Path | None) -> Path | None:
-    """``grammar`` once PocketSphinx has accepted it (a bad one fails here, before any clip)."""
-    if grammar is not None:
-        from extractors.sphinx import load_grammar
+def speech_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--grammar``, ``--whisper-model`` and ``--whisper-window``, passed on as ``speech`` (a dict)."""
 
-        load_grammar(grammar)
-    return grammar
+    @functools.wraps(command)
+    def wrapper(*args: Any, grammar: Path | None, whisper_model: Path | None, whisper_window: float,
+                **kwargs: Any) -> Any:
+        if grammar is not None:  # a bad grammar fails here, in one line, before any clip
+            from extractors.sphinx import load_grammar
+
+            load_grammar(grammar)
+        speech = {"grammar": grammar, "whisper_model": whisper_model, "whisper_window": whisper_window}
+        return command(*args, speech=speech, **kwargs)
+
+    for option in reversed(_speech_options):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -103,23 +114,22 @@ def main() -> None:
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Draw a timeline PNG.")
 @click.option("--transcript", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Sidecar transcript (.srt, .vtt, .json, .txt); default: one next to the clip, else speech recognition.")
-@grammar_option
-@whisper_option
 @click.option("--fps", type=float, default=15.0, show_default=True, help="Face sampling rate (frames per second).")
 @audio_option
 @checkpoint_option
 @cache_dir_option
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the feature cache.")
 @reports_user_errors
-def analyze(clip: Path, json_out: str | None, plot: Path | None, transcript: Path | None, grammar: Path | None,
-            whisper_model: Path | None, fps: float, audio_backend: str, checkpoint: Path | None,
+@speech_options
+def analyze(clip: Path, json_out: str | None, plot: Path | None, transcript: Path | None,
+            speech: dict[str, Any], fps: float, audio_backend: str, checkpoint: Path | None,
             cache_dir: Path | None, no_cache: bool) -> None:
     """Sentiment of CLIP overall and per segment, with the modalities observed and generated."""
     from pipeline.analyze import AnalyzeOptions, analyze as run_analyze
     from pipeline.report import summary_text
 
-    options = AnalyzeOptions(audio_backend=audio_backend, fps=fps, transcript=transcript,
-                             grammar=_checked_grammar(grammar), whisper_model=whisper_model, checkpoint=checkpoint, cache_dir=cache_dir, use_cache=not no_cache)
+    options = AnalyzeOptions(audio_backend=audio_backend, fps=fps, transcript=transcript, **speech,
+                             checkpoint=checkpoint, cache_dir=cache_dir, use_cache=not no_cache)
     result = run_analyze(clip, options, hook=_progress())
     if json_out == "-":
         click.echo(json.dumps(result.to_json(), indent=2))
@@ -145,15 +155,13 @@ def analyze(clip: Path, json_out: str | None, plot: Path | None, transcript: Pat
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:port) to run on a cluster instead.")
 @click.option("--retry-failed/--no-retry-failed", default=True, show_default=True,
               help="Try clips that failed in an earlier run again.")
-@grammar_option
-@whisper_option
 @audio_option
 @checkpoint_option
 @cache_dir_option
 @reports_user_errors
+@speech_options
 def batch(folder: Path, out_dir: Path, workers: int, scheduler: str | None, retry_failed: bool,
-          grammar: Path | None, whisper_model: Path | None, audio_backend: str, checkpoint: Path | None,
-          cache_dir: Path | None) -> None:
+          speech: dict[str, Any], audio_backend: str, checkpoint: Path | None, cache_dir: Path | None) -> None:
     """Analyse every media file under FOLDER (recursive, resumable, parallel).
 
     A second run skips clips already done; a failure is recorded with its
@@ -161,8 +169,7 @@ def batch(folder: Path, out_dir: Path, workers: int, scheduler: str | None, retr
     """
     from pipeline.analyze import AnalyzeOptions, batch as run_batch
 
-    options = AnalyzeOptions(audio_backend=audio_backend, grammar=_checked_grammar(grammar),
-                             whisper_model=whisper_model, checkpoint=checkpoint, cache_dir=cache_dir)
+    options = AnalyzeOptions(audio_backend=audio_backend, **speech, checkpoint=checkpoint, cache_dir=cache_dir)
     progress = BatchProgress(sys.stderr.isatty())
     summary = run_batch(folder, out_dir, options, workers=workers, scheduler=scheduler, hook=progress,
                         retry_failed=retry_failed)
@@ -201,19 +208,17 @@ class BatchProgress:
               help="CSV: clip (or text), label, optional split, start, end.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Dataset folder to write.")
-@grammar_option
-@whisper_option
 @audio_option
 @cache_dir_option
 @reports_user_errors
-def extract(folder: Path, labels: Path, out_dir: Path, grammar: Path | None, whisper_model: Path | None,
-            audio_backend: str, cache_dir: Path | None) -> None:
+@speech_options
+def extract(folder: Path, labels: Path, out_dir: Path, speech: dict[str, Any], audio_backend: str,
+            cache_dir: Path | None) -> None:
     """Build a training dataset from labelled clips under FOLDER (features come from the cache)."""
     from pipeline.analyze import AnalyzeOptions
     from pipeline.dataset import build_dataset
 
-    options = AnalyzeOptions(audio_backend=audio_backend, grammar=_checked_grammar(grammar),
-                             whisper_model=whisper_model, cache_dir=cache_dir)
+    options = AnalyzeOptions(audio_backend=audio_backend, **speech, cache_dir=cache_dir)
     summary = build_dataset(labels, out_dir, options, media_root=folder, hook=_progress())
     click.echo(json.dumps(summary, indent=2))
 

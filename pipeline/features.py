@@ -36,6 +36,7 @@ class ExtractionSettings:
     transcript: Path | None = None
     grammar: Path | None = None
     whisper_model: Path | None = None
+    whisper_window: float = 30.0
     face_output: str = "au"
 
 
@@ -52,7 +53,7 @@ def build_extractors(settings: ExtractionSettings) -> dict[str, Extractor]:
     """One extractor per modality, configured from ``settings``."""
     return {
         "text": create_extractor("text", sidecar=settings.transcript, grammar=settings.grammar,
-                                 whisper_model=settings.whisper_model),
+                                 whisper_model=settings.whisper_model, whisper_window=settings.whisper_window),
         "audio": create_extractor("audio", settings.audio_backend, pool_window=AUDIO_POOL_SECONDS),
         "video": create_extractor("video", fps=settings.fps, output=settings.face_output),
     }

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from extractors.alignment import match_words, normalise, spell_number
+from extractors.asr import fitted_encoder
 from extractors.media import decode_audio, probe
 from extractors.sidecars import SidecarError, find_sidecar, read_sidecar
 from extractors.transcript import (
@@ -236,6 +237,27 @@ def test_recognised_grid_words_have_measured_times_inside_the_clip(recognised, g
     # tiny.en hears "bimblue f two now" (no "at"); the end of the sentence is right word for word.
     assert keys(recognised).endswith("ftwo now") and keys(recognised).replace(" ", "").startswith("bi")
     assert len(recognised.segments) == 1 and recognised.segments[0].end <= grid_duration
+
+
+@pytest.mark.parametrize("content, window, seen", [(300, 10.0, 1000), (2501, 10.0, 2502), (300, 20.0, 2000),
+                                                   (3000, 10.0, 3000)])
+def test_a_short_window_reaches_the_encoder_cut_to_its_content(content, window, seen):
+    seen_shapes = []
+    encode = fitted_encoder(lambda features: seen_shapes.append(features.shape), frames=int(window * 100))
+    features = np.zeros((80, 3000), dtype=np.float32)
+    features[:, :content] = np.random.default_rng(0).uniform(-1.0, 1.0, (80, content))
+    features[:, content - 50:content] = -0.5  # silence inside the content is not padding
+    encode(features)
+    assert seen_shapes == [(80, seen)]
+
+
+def test_a_short_whisper_window_hears_the_same_words(recognised, grid_duration):
+    fast = transcribe(GRID, config=TranscriptConfig(source="asr", whisper_window=10.0))
+    print("tiny.en, 10 s window:", repr(fast.text))
+    assert keys(fast).endswith("ftwo now") and len(fast.words) == len(recognised.words)
+    assert_in_time_order(fast.words, 0.0, grid_duration)
+    with pytest.raises(ValueError, match="between 10 and 30"):
+        TranscriptConfig(whisper_window=5.0)
 
 
 def test_utterance_chunking_decodes_each_speech_region(grid_duration):

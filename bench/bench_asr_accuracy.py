@@ -1,0 +1,104 @@
+"""What a shorter Whisper encoder window costs in accuracy: word error rate per ``whisper_window``.
+
+Run ``python -m bench.bench_asr_accuracy [--sentences 40] [--windows 30 20 10]``.
+Needs ``espeak-ng`` on the PATH (Debian: ``apt-get install espeak-ng``) and the
+MELD dev split under ``../shared/data/meld`` (``--meld`` to point elsewhere).
+It speaks ``--sentences`` MELD dev utterances of 6 to 30 words (seeded
+choice) with espeak-ng, alternating US and British voices at 150, 175 and
+200 words a minute, recognises each with Whisper tiny.en (greedy, VAD on) at
+every window, and prints the word error rate against the text (both sides
+said as dictionary words: lower case, punctuation dropped, numbers spelled)
+and the recognition real-time factor. Synthetic speech is cleaner than a
+vlog; the figures compare windows with each other, not with the real world.
+Figures go to ``bench/results/asr_accuracy.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from extractors.alignment import spoken_words
+from extractors.asr import recognise
+from extractors.transcript import TranscriptConfig
+
+MELD = Path(__file__).resolve().parents[2] / "shared" / "data" / "meld"
+
+
+def said(text: str) -> list[str]:
+    return [w for word in text.split() for w in spoken_words(word)]
+
+
+def word_errors(reference: list[str], hypothesis: list[str]) -> int:
+    """Levenshtein distance over words (substitutions, insertions, deletions)."""
+    row = list(range(len(hypothesis) + 1))
+    for i, ref in enumerate(reference, start=1):
+        diagonal, row[0] = row[0], i
+        for j, hyp in enumerate(hypothesis, start=1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (ref != hyp))
+    return row[-1]
+
+
+def pick_sentences(meld: Path, count: int) -> list[str]:
+    with open(meld / "dev_sent_emo.csv", encoding="utf-8", newline="") as handle:
+        texts = [row["Utterance"].replace("\u2019", "'") for row in csv.DictReader(handle)]
+    return random.Random(0).sample([t for t in texts if 6 <= len(t.split()) <= 30], count)
+
+
+def speak(sentences: list[str], folder: Path) -> list[Path]:
+    paths = []
+    for k, text in enumerate(sentences):
+        path = folder / f"{k:03d}.wav"
+        subprocess.run(["espeak-ng", "-v", ("en-us", "en-gb")[k % 2], "-s", str((150, 175, 200)[k % 3]),
+                        "-w", str(path), text], check=True)
+        paths.append(path)
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sentences", type=int, default=40)
+    parser.add_argument("--windows", type=float, nargs="+", default=[30.0, 20.0, 10.0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--meld", type=Path, default=MELD)
+    args = parser.parse_args()
+    if shutil.which("espeak-ng") is None:
+        raise SystemExit("espeak-ng is not on the PATH (Debian: apt-get install espeak-ng)")
+    sentences = pick_sentences(args.meld, args.sentences)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = speak(sentences, Path(tmp))
+        for window in args.windows:
+            config = TranscriptConfig(source="asr", whisper_window=window, threads=args.threads)
+            recognise(clips[0], config=config)  # load and warm the model
+            errors = words = 0
+            seconds = audio = 0.0
+            for clip, text in zip(clips, sentences):
+                began = time.perf_counter()
+                recognition = recognise(clip, config=config)
+                seconds += time.perf_counter() - began
+                audio += recognition.span[1] - recognition.span[0]
+                reference = said(text)
+                errors += word_errors(reference, said(" ".join(w.text for w in recognition.words)))
+                words += len(reference)
+            results[f"window={window:g}s"] = {"wer": errors / words, "errors": errors, "words": words,
+                                              "rtf": seconds / audio, "audio_s": audio}
+            print(f"whisper_window {window:g} s: WER {errors / words:.3f} ({errors}/{words} words) over "
+                  f"{len(clips)} clips, {audio:.0f} s of speech; recognition RTF {seconds / audio:.3f}")
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    out = Path(__file__).resolve().parent / "results" / "asr_accuracy.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"sentences": args.sentences, "load_average": load, "runs": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
