@@ -27,7 +27,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-BENCHES := bench_acoustic bench_text bench_face bench_alignment bench_batch bench_pipeline
+BENCHES := bench_acoustic bench_text bench_asr_accuracy bench_face bench_alignment bench_batch bench_pipeline
 
 bench: $(STAMP)
 	for b in $(BENCHES); do $(BIN)/python -m bench.$$b || exit 1; done

@@ -70,8 +70,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--meld", type=Path, default=MELD)
     args = parser.parse_args()
-    if shutil.which("espeak-ng") is None:
-        raise SystemExit("espeak-ng is not on the PATH (Debian: apt-get install espeak-ng)")
+    if shutil.which("espeak-ng") is None:  # `make bench` goes on without this one
+        print("skipped: espeak-ng is not on the PATH (Debian: apt-get install espeak-ng)")
+        return
     sentences = pick_sentences(args.meld, args.sentences)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

