@@ -238,8 +238,11 @@ def _share_with_unsayable(tokens: Sequence[TimedToken], group: Sequence[int], sa
 
 
 def _edge(tokens: Sequence[TimedToken], span: tuple[float, float], side: int) -> float:
-    """Where interpolation may begin (``side`` -1) or end (1): ``EDGE_WORD_SECONDS`` per untimed
-    word beyond the first (last) timed word, kept inside ``span``."""
+    """Where interpolation may begin (``side`` -1) or end (1).
+
+    Untimed words before the first timed word (after the last) get
+    ``EDGE_WORD_SECONDS`` each, kept inside ``span``.
+    """
     ordered = tokens if side < 0 else tokens[::-1]
     timed = next((k for k, t in enumerate(ordered) if t.start is not None), None)
     if timed is None:
@@ -253,8 +256,8 @@ def timed_words_for_text(media: Path, cues: Sequence[Cue], *, config: Transcript
     """Words of a sidecar's cues, each with a time; the second item says how untimed words were timed.
 
     Order of trust: times the sidecar gives a single word; forced alignment of
-    each cue's words to its audio (PocketSphinx, English only); for cues the aligner could
-    not fit, the recogniser's own word times matched to the text; then
+    each cue's words to its audio (PocketSphinx, English only); for cues the
+    aligner could not fit, the recogniser's own word times matched to the text; then
     interpolation inside the cue. With no audio to align to, the text is
     spread over the speech regions (or the whole track), flagged.
     """
@@ -265,12 +268,11 @@ def timed_words_for_text(media: Path, cues: Sequence[Cue], *, config: Transcript
     span = (0.0, probe(media).duration) if audio is None else (audio.start, audio.start + audio.duration)
     aligners: list[str] = []
     if config.align != "none" and audio is not None and len(audio.samples):
-        fitted = [False]
-        if config.align == "auto" and config.language == "en":
-            fitted = [_align_group(tokens, group, audio) for group in _cue_groups(tokens)]
+        forced = config.align == "auto" and config.language == "en"
+        fitted = [_align_group(tokens, group, audio) for group in _cue_groups(tokens)] if forced else []
         if any(fitted):
             aligners.append("pocketsphinx")
-        if not all(fitted):
+        if not fitted or not all(fitted):
             heard = asr.recognise(media, config=config).words
             if _accept_heard_times(tokens, heard):
                 aligners.append(asr.recogniser_name(config))

@@ -97,8 +97,9 @@ def load_grammar(grammar: Path):
 
 def pronounceable(words: Sequence[str]) -> list[bool]:
     """Whether the dictionary has each (lower-case) word."""
-    aligner = _aligner()
-    return [aligner.lookup_word(w) is not None for w in words]
+    with _LOCK:
+        aligner = _aligner()
+        return [aligner.lookup_word(w) is not None for w in words]
 
 
 def _pcm(samples: np.ndarray) -> bytes:
