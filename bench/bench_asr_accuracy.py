@@ -1,6 +1,7 @@
-"""What a shorter Whisper encoder window costs in accuracy: word error rate per ``whisper_window``.
+"""Whisper's accuracy by setting: word error rate per ``whisper_window``, and per ``chunking`` on a monologue.
 
-Run ``python -m bench.bench_asr_accuracy [--sentences 40] [--windows 30 20 10]``.
+Run ``python -m bench.bench_asr_accuracy [--sentences 40] [--windows 30 20 10]
+[--chunkings utterance regions vad] [--gaps 0.6 1.0 1.5 2.5]``.
 Needs ``espeak-ng`` on the PATH (Debian: ``apt-get install espeak-ng``) and the
 MELD dev split under ``../shared/data/meld`` (``--meld`` to point elsewhere).
 It speaks ``--sentences`` MELD dev utterances of 6 to 30 words (seeded
@@ -8,7 +9,10 @@ choice) with espeak-ng, alternating US and British voices at 150, 175 and
 200 words a minute, recognises each with Whisper tiny.en (greedy, VAD on) at
 every window, and prints the word error rate against the text (both sides
 said as dictionary words: lower case, punctuation dropped, numbers spelled)
-and the recognition real-time factor. Synthetic speech is cleaner than a
+and the recognition real-time factor. Then it joins the sentences into
+monologues, one per ``--gaps`` length of silence between sentences, and
+recognises each with every chunking (default window): the word error rate per
+monologue shows how steady a chunking is, not only its mean. Synthetic speech is cleaner than a
 vlog; the figures compare windows with each other, not with the real world.
 Figures go to ``bench/results/asr_accuracy.json``.
 """
@@ -21,6 +25,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -63,10 +68,53 @@ def speak(sentences: list[str], folder: Path) -> list[Path]:
     return paths
 
 
+def join_with_silence(clips: list[Path], gap: float, target: Path) -> Path:
+    """The clips one after another, ``gap`` seconds of silence after each, as one 16 kHz 16-bit wav."""
+    import wave
+
+    import numpy as np
+
+    from extractors.media import decode_audio
+
+    silence = np.zeros(int(gap * 16_000), dtype=np.float32)
+    samples = np.concatenate([part for clip in clips for part in (decode_audio(clip).samples, silence)])
+    with wave.open(str(target), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes((np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes())
+    return target
+
+
+def score(clips: list[Path], texts: list[str], config: TranscriptConfig) -> dict[str, float]:
+    """Word errors against ``texts`` and the recognition real-time factor over ``clips``."""
+    recognise(clips[0], config=config)  # load and warm the model
+    errors = words = recognised = 0
+    seconds = audio = 0.0
+    for clip, text in zip(clips, texts):
+        began = time.perf_counter()
+        recognition = recognise(clip, config=config)
+        seconds += time.perf_counter() - began
+        audio += recognition.span[1] - recognition.span[0]
+        reference, heard = said(text), said(" ".join(w.text for w in recognition.words))
+        errors += word_errors(reference, heard)
+        words += len(reference)
+        recognised += len(heard)
+    return {"wer": errors / words, "errors": errors, "words": words, "recognised": recognised,
+            "rtf": seconds / audio, "audio_s": audio}
+
+
+def report(label: str, result: dict[str, float]) -> None:
+    print(f"{label}: WER {result['wer']:.3f} ({result['errors']}/{result['words']} words), "
+          f"{result['audio_s']:.0f} s of speech; recognition RTF {result['rtf']:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=40)
     parser.add_argument("--windows", type=float, nargs="+", default=[30.0, 20.0, 10.0])
+    parser.add_argument("--chunkings", nargs="+", default=["utterance", "regions", "vad"])
+    parser.add_argument("--gaps", type=float, nargs="+", default=[0.6, 1.0, 1.5, 2.5])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--meld", type=Path, default=MELD)
     args = parser.parse_args()
@@ -79,21 +127,18 @@ def main() -> None:
         clips = speak(sentences, Path(tmp))
         for window in args.windows:
             config = TranscriptConfig(source="asr", whisper_window=window, threads=args.threads)
-            recognise(clips[0], config=config)  # load and warm the model
-            errors = words = 0
-            seconds = audio = 0.0
-            for clip, text in zip(clips, sentences):
-                began = time.perf_counter()
-                recognition = recognise(clip, config=config)
-                seconds += time.perf_counter() - began
-                audio += recognition.span[1] - recognition.span[0]
-                reference = said(text)
-                errors += word_errors(reference, said(" ".join(w.text for w in recognition.words)))
-                words += len(reference)
-            results[f"window={window:g}s"] = {"wer": errors / words, "errors": errors, "words": words,
-                                              "rtf": seconds / audio, "audio_s": audio}
-            print(f"whisper_window {window:g} s: WER {errors / words:.3f} ({errors}/{words} words) over "
-                  f"{len(clips)} clips, {audio:.0f} s of speech; recognition RTF {seconds / audio:.3f}")
+            results[f"window={window:g}s"] = score(clips, sentences, config)
+            report(f"whisper_window {window:g} s, {len(clips)} clips", results[f"window={window:g}s"])
+        monologues = {gap: join_with_silence(clips, gap, Path(tmp) / f"monologue-{gap:g}s.wav") for gap in args.gaps}
+        for chunking in args.chunkings:
+            config = TranscriptConfig(source="asr", chunking=chunking, threads=args.threads)
+            runs = [score([path], [" ".join(sentences)], config) for path in monologues.values()]
+            results[f"monologue chunking={chunking}"] = {f"gap={gap:g}s": run for gap, run in zip(args.gaps, runs)}
+            wers = ", ".join(f"{run['wer']:.3f}" for run in runs)
+            counts = ", ".join(str(run["recognised"]) for run in runs)
+            print(f"chunking {chunking}, monologues with gaps {', '.join(f'{g:g}' for g in args.gaps)} s: WER {wers} "
+                  f"(mean {statistics.mean(run['wer'] for run in runs):.3f}); words recognised {counts} of "
+                  f"{runs[0]['words']}; RTF {statistics.mean(run['rtf'] for run in runs):.3f}")
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
     out = Path(__file__).resolve().parent / "results" / "asr_accuracy.json"

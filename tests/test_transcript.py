@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from extractors.alignment import match_words, normalise, spell_number
-from extractors.asr import fitted_encoder
+from extractors.asr import fitted_encoder, gather
 from extractors.media import decode_audio, probe
 from extractors.sidecars import SidecarError, find_sidecar, read_sidecar
 from extractors.transcript import (
@@ -260,8 +260,27 @@ def test_a_short_whisper_window_hears_the_same_words(recognised, grid_duration):
         TranscriptConfig(whisper_window=5.0)
 
 
-def test_utterance_chunking_decodes_each_speech_region(grid_duration):
-    transcript = transcribe(GRID, config=TranscriptConfig(source="asr", chunking="utterance"))
+def test_speech_regions_are_gathered_into_stretches_that_fit_a_window():
+    regions = [(0.5, 3.0), (4.0, 10.0), (12.0, 28.4), (29.0, 40.0), (41.0, 75.0), (76.0, 77.0)]
+    assert gather(regions, limit=28.0) == [(0.5, 28.4), (29.0, 40.0), (41.0, 75.0), (76.0, 77.0)]
+    assert gather([], limit=28.0) == []
+
+
+def test_looped_speech_gives_one_sentence_per_loop_the_same_on_every_run(tmp_path):
+    looped = tmp_path / "grid-x8.wav"
+    run_ffmpeg(["-stream_loop", "7", "-i", str(GRID), "-vn", "-ac", "1", "-ar", "16000", str(looped)])
+    first, again = (transcribe(looped, config=TranscriptConfig(source="asr")) for _ in range(2))
+    assert first.to_json() == again.to_json()
+    nows = [w for w in first.words if normalise(w.text) == "now"]
+    print(len(first.words), "words:", first.text)
+    assert len(nows) == 8
+    period = probe(GRID).duration
+    assert [int(w.end // period) for w in nows] == list(range(8))
+
+
+@pytest.mark.parametrize("chunking", ["regions", "vad", "none"])
+def test_every_chunking_hears_the_grid_sentence_end(chunking, grid_duration):
+    transcript = transcribe(GRID, config=TranscriptConfig(source="asr", chunking=chunking))
     assert_in_time_order(transcript.words, 0.0, grid_duration)
     assert keys(transcript).endswith("ftwo now") and not any(w.estimated for w in transcript.words)
 
