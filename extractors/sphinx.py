@@ -62,11 +62,11 @@ def _aligner():
 @lru_cache(maxsize=4)
 def _grammar_decoder(grammar: Path, modified_ns: int):
     """A decoder whose search is ``grammar``; ``modified_ns`` makes an edited file load afresh."""
-    decoder = _new_decoder()
-    unknown = sorted({w for w in grammar_words(grammar.read_text(encoding="utf-8", errors="replace"))
-                      if decoder.lookup_word(w) is None})
-    if not grammar.read_bytes().lstrip().startswith(b"#JSGF"):
+    text = grammar.read_text(encoding="utf-8", errors="replace")
+    if not text.lstrip().startswith("#JSGF"):  # PocketSphinx's parser would echo such a file to stdout
         raise GrammarError(f"{grammar}: not a JSGF grammar (it must begin with a '#JSGF V1.0;' header)")
+    decoder = _new_decoder()
+    unknown = sorted(w for w in grammar_words(text) if decoder.lookup_word(w) is None)
     if unknown:
         raise GrammarError(f"{grammar}: words missing from the pronouncing dictionary: {', '.join(unknown[:10])}")
     try:
@@ -115,7 +115,7 @@ def _decode(decoder, samples: np.ndarray, offset: float) -> list[Heard]:
         return []
     return [Heard(_VARIANT.sub("", s.word), round(offset + s.start_frame * FRAME_SECONDS, 6),
                   round(offset + (s.end_frame + 1) * FRAME_SECONDS, 6), float(min(max(s.prob, 0.0), 1.0)))
-            for s in decoder.seg() if not s.word.startswith(("<", "["))]
+            for s in decoder.seg() if not s.word.startswith(("<", "["))]  # silence, noise
 
 
 def align(samples: np.ndarray, words: Sequence[str], *, offset: float = 0.0) -> list[Heard] | None:

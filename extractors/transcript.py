@@ -5,8 +5,9 @@ the media with the same stem (``.json``, ``.srt``, ``.vtt``, ``.txt``, in that
 order) or the one named by ``sidecar``; otherwise speech recognition
 (:mod:`extractors.asr`). Text that carries no per-word times (a ``.txt``, or a
 cue holding several words) is force-aligned to the audio, or else matched to
-the recogniser's word times (:mod:`extractors.alignment`); a word that gets no measured time is
-interpolated from its neighbours and flagged ``estimated``, never dropped.
+the recogniser's word times (:mod:`extractors.alignment`); a word that gets
+no measured time is interpolated from its neighbours and flagged
+``estimated``, never dropped.
 
 Times are seconds on the media timeline: recogniser times are shifted by the
 audio track's start, so a track that begins late keeps its place.
@@ -68,8 +69,9 @@ class Transcript:
 
     ``source`` reads ``"sidecar:srt"``, ``"asr:faster-whisper"`` or
     ``"asr:pocketsphinx-jsgf"``, and gains ``"+aligned:pocketsphinx"`` (or
-    ``"+aligned:faster-whisper"``, or both, by cue), ``"+interpolated"``, ``"+spread:speech"`` or
-    ``"+spread:audio"`` when untimed text was given times. ``note`` says why
+    ``"+aligned:faster-whisper"``, or both, by cue), ``"+interpolated"``,
+    ``"+spread:speech"`` or ``"+spread:audio"`` when untimed text was given
+    times. ``note`` says why
     there are no words, when there are none.
     """
 
@@ -130,11 +132,12 @@ class TranscriptConfig(ExtractorConfig):
     consecutive windows, silence included). ``fallback``: Whisper's own
     retries at rising temperatures when a window's text looks looped or
     improbable; the sampling is seeded, so a transcript is the same on every
-    run. (README, benchmarks: what each choice measured.) ``align``: how untimed sidecar text
-    gets times: ``"auto"`` (forced alignment to the audio by PocketSphinx when
-    the language is English, then the recogniser's words for any cue the
-    aligner could not fit), ``"recogniser"`` (the recogniser's words only), or
-    ``"none"`` (spread over its cue or the speech, flagged).
+    run. (README, benchmarks: what each choice measured.)
+    ``align``: how untimed sidecar text gets times: ``"auto"`` (forced
+    alignment to the audio by PocketSphinx when the language is English,
+    then the recogniser's words for any cue the aligner could not fit),
+    ``"recogniser"`` (the recogniser's words only), or ``"none"`` (spread
+    over its cue or the speech, flagged).
     ``pause``: a silence longer than this (seconds) ends an utterance.
     ``threads``: CPU threads for the models (runtime only; 0 leaves the
     libraries' defaults: CTranslate2 takes 4 or ``OMP_NUM_THREADS``).
