@@ -133,6 +133,7 @@ class LibrosaExtractor(AcousticExtractor):
 
     name = "librosa"
     version = "1"
+    libraries = ("librosa",)
     Config = LibrosaConfig
     config: LibrosaConfig
 

@@ -118,6 +118,7 @@ class OpenSmileExtractor(AcousticExtractor):
 
     name = "opensmile"
     version = "1"
+    libraries = ("opensmile",)
     Config = OpenSmileConfig
     config: OpenSmileConfig
 

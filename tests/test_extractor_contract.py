@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from extractors import base
 from extractors.base import REGISTRY, create_extractor
 from extractors.media import probe
 from extractors.timeline import TimedFeatures
@@ -36,3 +38,14 @@ def test_extractor_keeps_the_time_contract(modality: str, backend: str, duration
     again = create_extractor(modality, backend)
     assert result.identity == again.identity() == extractor.identity()
     assert result.identity.key() == again.identity().key()
+
+
+@pytest.mark.parametrize("modality, backend", BACKENDS, ids=[f"{m}-{b}" for m, b in BACKENDS])
+def test_identity_names_the_installed_libraries(modality: str, backend: str, monkeypatch) -> None:
+    extractor = create_extractor(modality, backend)
+    libraries = extractor.identity().config["libraries"]
+    assert extractor.libraries and list(libraries) == list(extractor.libraries)
+    assert libraries == {name: metadata.version(name) for name in extractor.libraries}
+    before = extractor.identity().key()
+    monkeypatch.setattr(base, "installed_version", lambda name: "0.0-upgraded")
+    assert extractor.identity().key() != before  # an upgrade recomputes cached features
