@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +28,20 @@ from pipeline.scoring import Checkpoint, SegmentScore, load_scorer
 
 
 @dataclass(frozen=True)
-class AnalyzeOptions:
-    """Everything ``analyze`` and ``batch`` can be told. Paths may be ``None`` for defaults."""
+class AnalyzeOptions(ExtractionSettings):
+    """Everything ``analyze`` and ``batch`` can be told: the extraction settings plus scoring and caching.
 
-    audio_backend: str = "opensmile"
-    fps: float = 15.0
-    transcript: Path | None = None
-    grammar: Path | None = None
-    whisper_model: Path | None = None
-    whisper_window: float = 30.0
+    Paths may be ``None`` for defaults.
+    """
+
     checkpoint: Path | None = None
     cache_dir: Path | None = None
     use_cache: bool = True
     window_seconds: float = 4.0
 
     def settings(self) -> ExtractionSettings:
-        return ExtractionSettings(audio_backend=self.audio_backend, fps=self.fps, transcript=self.transcript,
-                                  grammar=self.grammar, whisper_model=self.whisper_model,
-                                  whisper_window=self.whisper_window)
+        """Only the settings that change features (and so the cache key)."""
+        return ExtractionSettings(**{f.name: getattr(self, f.name) for f in fields(ExtractionSettings)})
 
 
 @dataclass(frozen=True)
