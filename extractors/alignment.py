@@ -273,7 +273,7 @@ def timed_words_for_text(media: Path, cues: Sequence[Cue], *, config: Transcript
         if any(fitted):
             aligners.append("pocketsphinx")
         if not fitted or not all(fitted):
-            heard = asr.recognise(media, config=config).words
+            heard = asr.recognise_samples(audio.samples, config=config, offset=audio.start)
             if _accept_heard_times(tokens, heard):
                 aligners.append(asr.recogniser_name(config))
     if aligners:
