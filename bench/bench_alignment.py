@@ -31,12 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from extractors.records_io import atomic_write_json
-from extractors.timeline import ClipFeatures, ClipInfo, ExtractorIdentity, TimedFeatures
-from model.config import LabelSpec, SGDTAMConfig
-from model.metrics import evaluate, restrict
-from model.sgdtam import SGDTAM, predict
-from model.train import train
+from sgdtam_pipe.extractors.records_io import atomic_write_json
+from sgdtam_pipe.extractors.timeline import ClipFeatures, ClipInfo, ExtractorIdentity, TimedFeatures
+from sgdtam_pipe.model.config import LabelSpec, SGDTAMConfig
+from sgdtam_pipe.model.metrics import evaluate, restrict
+from sgdtam_pipe.model.sgdtam import SGDTAM, predict
+from sgdtam_pipe.model.train import train
 
 WIDTHS = {"text": 8, "audio": 6, "video": 5}
 EVENT = 0.5             # seconds an event lasts

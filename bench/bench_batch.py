@@ -22,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from extractors.media import MediaError, decode_audio, ffmpeg_exe, iter_frames, probe
-from pipeline.batch import load_job, run_batch
-from pipeline.errors import StageError
-from pipeline.runstate import RunState
+from sgdtam_pipe.extractors.media import MediaError, decode_audio, ffmpeg_exe, iter_frames, probe
+from sgdtam_pipe.pipeline.batch import load_job, run_batch
+from sgdtam_pipe.pipeline.errors import StageError
+from sgdtam_pipe.pipeline.runstate import RunState
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = (REPO / "examples" / "grid-bbaf2n.mpg", REPO / "examples" / "pexels-crying-to-laughing.mp4")

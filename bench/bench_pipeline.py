@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from extractors.media import ffmpeg_exe, probe
+from sgdtam_pipe.extractors.media import ffmpeg_exe, probe
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "examples" / "grid-bbaf2n.mpg"
@@ -42,7 +42,7 @@ def looped(target: Path, loops: int) -> Path:
 
 def timed_analyze(clip: Path, cache: Path) -> tuple[float, float, dict]:
     """Wall seconds, peak RSS in MB, and the JSON result of one ``analyze`` in a child process."""
-    command = [sys.executable, "-m", "pipeline.cli", "analyze", str(clip), "--json", "-", "--cache-dir", str(cache)]
+    command = [sys.executable, "-m", "sgdtam_pipe.pipeline.cli", "analyze", str(clip), "--json", "-", "--cache-dir", str(cache)]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
@@ -57,7 +57,7 @@ def timed_analyze(clip: Path, cache: Path) -> tuple[float, float, dict]:
 IN_PROCESS = """
 import json, sys, time
 from pathlib import Path
-from pipeline.analyze import AnalyzeOptions, analyze
+from sgdtam_pipe.pipeline.analyze import AnalyzeOptions, analyze
 options = AnalyzeOptions(cache_dir=Path(sys.argv[2]))
 started = time.perf_counter(); analyze(sys.argv[1], options); cold = time.perf_counter() - started
 started = time.perf_counter(); analyze(sys.argv[1], options); cached = time.perf_counter() - started

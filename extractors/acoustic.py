@@ -31,9 +31,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from extractors.base import Extractor, ExtractorConfig, Hook
-from extractors.media import decode_audio
-from extractors.timeline import MissingModality, ModalityResult, TimedFeatures, pool_windows
+from sgdtam_pipe.extractors.base import Extractor, ExtractorConfig, Hook
+from sgdtam_pipe.extractors.media import decode_audio
+from sgdtam_pipe.extractors.timeline import MissingModality, ModalityResult, TimedFeatures, pool_windows
 
 DEFAULT_SILENCE_DBFS = -60.0
 LEVEL_BLOCK_SECONDS = 0.05
@@ -142,15 +142,3 @@ def report_progress(hook: Hook | None, step: str, **info: Any) -> None:
     if hook is not None:
         hook(step, info)
 
-
-def __getattr__(name: str) -> type[AcousticExtractor]:
-    """Load a backend only when it is asked for (the registry names them here)."""
-    if name == "OpenSmileExtractor":
-        from extractors.acoustic_opensmile import OpenSmileExtractor
-
-        return OpenSmileExtractor
-    if name == "LibrosaExtractor":
-        from extractors.acoustic_librosa import LibrosaExtractor
-
-        return LibrosaExtractor
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -45,8 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from extractors.acoustic import AcousticConfig, AcousticExtractor, Frames, chunk_bounds, report_progress
-from extractors.base import Hook, require
+from sgdtam_pipe.extractors.acoustic import AcousticConfig, AcousticExtractor, Frames, chunk_bounds, report_progress
+from sgdtam_pipe.extractors.base import Hook, require
 
 F0_METHODS = ("pyin", "yin")
 HOP_SECONDS = 0.010

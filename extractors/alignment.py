@@ -26,10 +26,10 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from extractors import asr, sphinx
-from extractors.media import AudioTrack, decode_audio, probe
-from extractors.sidecars import Cue
-from extractors.transcript import TimedToken, TranscriptConfig, Word, interpolate, spread
+from sgdtam_pipe.extractors import asr, sphinx
+from sgdtam_pipe.extractors.media import AudioTrack, decode_audio, probe
+from sgdtam_pipe.extractors.sidecars import Cue
+from sgdtam_pipe.extractors.transcript import TimedToken, TranscriptConfig, Word, interpolate, spread
 
 CUE_SLACK = 0.5  # seconds a matched word may lie outside its cue before the match is refused
 EDGE_WORD_SECONDS = 0.3  # room given to each untimed word before the first (after the last) timed one

@@ -20,10 +20,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from extractors import sphinx
-from extractors.base import require
-from extractors.media import decode_audio
-from extractors.transcript import TranscriptConfig, Word
+from sgdtam_pipe.extractors import sphinx
+from sgdtam_pipe.extractors.base import require
+from sgdtam_pipe.extractors.media import decode_audio
+from sgdtam_pipe.extractors.transcript import TranscriptConfig, Word
 
 if TYPE_CHECKING:
     import numpy as np

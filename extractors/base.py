@@ -21,16 +21,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, ClassVar, Mapping
 
-from extractors.timeline import ExtractorIdentity, ModalityResult
+from sgdtam_pipe.extractors.timeline import ExtractorIdentity, ModalityResult
 
 Hook = Callable[[str, Mapping[str, Any]], None]
 """Progress callback: ``hook(step_name, info)``; ``info`` may hold ``done`` and ``total``."""
 
 REGISTRY: dict[str, dict[str, str]] = {
-    "text": {"whisper-minilm": "extractors.text:TextExtractor"},
-    "audio": {"opensmile": "extractors.acoustic:OpenSmileExtractor",
-              "librosa": "extractors.acoustic:LibrosaExtractor"},
-    "video": {"mediapipe": "extractors.face:FaceExtractor"},
+    "text": {"whisper-minilm": "sgdtam_pipe.extractors.text:TextExtractor"},
+    "audio": {"opensmile": "sgdtam_pipe.extractors.acoustic_opensmile:OpenSmileExtractor",
+              "librosa": "sgdtam_pipe.extractors.acoustic_librosa:LibrosaExtractor"},
+    "video": {"mediapipe": "sgdtam_pipe.extractors.face:FaceExtractor"},
 }
 DEFAULT_BACKEND: dict[str, str] = {"text": "whisper-minilm", "audio": "opensmile", "video": "mediapipe"}
 RUNTIME_FIELDS: frozenset[str] = frozenset({"threads", "workers", "verbose", "device"})

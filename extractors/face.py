@@ -55,10 +55,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from extractors.action_units import AU_NAMES, BLENDSHAPE_NAMES, POSE_NAMES, action_units, head_pose
-from extractors.base import Extractor, ExtractorConfig, Hook, MissingExtra, require
-from extractors.media import VideoFrame, iter_frames, probe
-from extractors.timeline import MissingModality, ModalityResult, TimedFeatures
+from sgdtam_pipe.extractors.action_units import AU_NAMES, BLENDSHAPE_NAMES, POSE_NAMES, action_units, head_pose
+from sgdtam_pipe.extractors.base import Extractor, ExtractorConfig, Hook, MissingExtra, require
+from sgdtam_pipe.extractors.media import VideoFrame, iter_frames, probe
+from sgdtam_pipe.extractors.timeline import MissingModality, ModalityResult, TimedFeatures
 
 OUTPUTS = ("au", "blendshapes", "all")
 SUBJECTS = ("largest", "central")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from extractors.timeline import (
+from sgdtam_pipe.extractors.timeline import (
     MODALITIES, ClipFeatures, ClipInfo, ContractError, ExtractorIdentity, MissingModality,
     ModalityResult, TimedFeatures,
 )

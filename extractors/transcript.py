@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from extractors.base import ExtractorConfig
+from sgdtam_pipe.extractors.base import ExtractorConfig
 
 TRANSCRIPT_FORMAT = 1
 SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*$")
@@ -284,20 +284,3 @@ def interpolate(tokens: Sequence[TimedToken], *, start: float, end: float) -> li
         i = j
     return words
 
-
-def transcribe(path: str | Path, *, config: TranscriptConfig = TranscriptConfig()) -> Transcript:
-    """The transcript of ``path``, from a sidecar or from speech recognition (see the module doc)."""
-    from extractors import asr, sidecars
-    from extractors.alignment import timed_words_for_text
-
-    path = Path(path)
-    sidecar = None if config.source == "asr" else sidecars.find_sidecar(path, config.sidecar)
-    if sidecar is None:
-        if config.source == "sidecar":
-            raise FileNotFoundError(f"{path}: no transcript sidecar (.json, .srt, .vtt or .txt) found")
-        recognised = asr.recognise(path, config=config)
-        return make_transcript(recognised.words, recognised.source, pause=config.pause, note=recognised.note)
-    cues = sidecars.read_sidecar(sidecar)
-    source = f"sidecar:{sidecar.suffix.lstrip('.').lower()}"
-    words, how = timed_words_for_text(path, cues, config=config)
-    return make_transcript(words, source + how, pause=config.pause)

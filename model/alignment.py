@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from extractors.timeline import MODALITIES
-from model.attention import MultiHeadAttention
-from model.config import SGDTAMConfig
+from sgdtam_pipe.extractors.timeline import MODALITIES
+from sgdtam_pipe.model.attention import MultiHeadAttention
+from sgdtam_pipe.model.config import SGDTAMConfig
 
 
 def offsets(a_start: torch.Tensor, a_end: torch.Tensor, b_start: torch.Tensor, b_end: torch.Tensor,

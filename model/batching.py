@@ -22,8 +22,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from extractors.timeline import MODALITIES, ClipFeatures, TimedFeatures
-from model.config import LabelSpec
+from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, TimedFeatures
+from sgdtam_pipe.model.config import LabelSpec
 
 
 @dataclass(frozen=True)

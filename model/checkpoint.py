@@ -16,10 +16,10 @@ from typing import Any, Mapping, Sequence
 
 from safetensors.torch import load_file, save
 
-from extractors.records_io import atomic_write_bytes, atomic_write_json
-from extractors.timeline import MODALITIES, ClipFeatures, TimedFeatures
-from model.config import LabelSpec, SGDTAMConfig
-from model.sgdtam import SGDTAM
+from sgdtam_pipe.extractors.records_io import atomic_write_bytes, atomic_write_json
+from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, TimedFeatures
+from sgdtam_pipe.model.config import LabelSpec, SGDTAMConfig
+from sgdtam_pipe.model.sgdtam import SGDTAM
 
 CARD_FORMAT = 1
 WEIGHTS, CARD = "model.safetensors", "card.json"

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import h5py
 import numpy as np
 
-from extractors.timeline import (
+from sgdtam_pipe.extractors.timeline import (
     MODALITIES, ClipFeatures, ClipInfo, ExtractorIdentity, MissingModality, TimedFeatures, rows_overlapping,
     spread_evenly,
 )

@@ -44,9 +44,9 @@ import math
 import torch
 from torch import nn
 
-from extractors.timeline import MODALITIES
-from model.attention import MultiHeadAttention
-from model.config import SGDTAMConfig
+from sgdtam_pipe.extractors.timeline import MODALITIES
+from sgdtam_pipe.model.attention import MultiHeadAttention
+from sgdtam_pipe.model.config import SGDTAMConfig
 
 
 def masked_mean(x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:

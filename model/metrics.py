@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from extractors.timeline import MODALITIES, ClipFeatures, MissingModality
+from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, MissingModality
 
 PATTERNS: tuple[tuple[str, ...], ...] = (
     ("text",), ("audio",), ("video",), ("audio", "video"), ("text", "video"), ("text", "audio"), MODALITIES)
@@ -84,7 +84,7 @@ def selection_metric(kind: str) -> tuple[str, bool]:
 def predict_batches(model: torch.nn.Module, clips: Sequence[ClipFeatures], labels: Sequence, *,
                     batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Predictions, encoded labels and the mean loss of ``model`` over ``clips`` (eval mode)."""
-    from model.batching import collate
+    from sgdtam_pipe.model.batching import collate
 
     config = model.config
     widths = {m: config.width(m) for m in MODALITIES}
@@ -110,7 +110,7 @@ def evaluate(model: torch.nn.Module, clips: Sequence[ClipFeatures], labels: Sequ
     For a pattern, only clips holding all of its modalities take part; the
     others of each clip are masked out. Keys are the paper's names (L, AV, ...).
     """
-    from model.batching import usable
+    from sgdtam_pipe.model.batching import usable
 
     kind = model.config.label.kind
     pred, truth, loss = predict_batches(model, clips, labels, batch_size=batch_size)

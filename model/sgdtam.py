@@ -29,12 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from extractors.timeline import MODALITIES, ClipFeatures
-from model.alignment import DTAM, index_times, offsets
-from model.batching import Batch, collate
-from model.config import SGDTAMConfig
-from model.generation import StagedGenerator, masked_mean
-from model.losses import ConditionalMI, ProjectionHead, alignment, info_nce, reconstruction, resample, smoothness
+from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures
+from sgdtam_pipe.model.alignment import DTAM, index_times, offsets
+from sgdtam_pipe.model.batching import Batch, collate
+from sgdtam_pipe.model.config import SGDTAMConfig
+from sgdtam_pipe.model.generation import StagedGenerator, masked_mean
+from sgdtam_pipe.model.losses import ConditionalMI, ProjectionHead, alignment, info_nce, reconstruction, resample, smoothness
 
 
 ANCHOR_ORDER = ("audio", "video", "text")

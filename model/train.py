@@ -23,11 +23,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from extractors.base import Hook
-from extractors.records_io import atomic_write_json
-from extractors.timeline import MODALITIES, ClipFeatures, TimedFeatures
-from model.batching import collate
-from model.metrics import evaluate, selection_metric
+from sgdtam_pipe.extractors.base import Hook
+from sgdtam_pipe.extractors.records_io import atomic_write_json
+from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, TimedFeatures
+from sgdtam_pipe.model.batching import collate
+from sgdtam_pipe.model.metrics import evaluate, selection_metric
 
 SUBSETS = torch.tensor([[(k >> i) & 1 for i in range(len(MODALITIES))] for k in range(1, 2 ** len(MODALITIES))],
                        dtype=torch.bool)

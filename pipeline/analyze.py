@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from extractors.base import Hook
-from extractors.timeline import MODALITIES, ClipFeatures, MissingModality, TimedFeatures
-from pipeline.cache import FeatureCache
-from pipeline.features import ExtractedClip, ExtractionSettings, extract_clip
-from pipeline.scoring import Checkpoint, SegmentScore, load_scorer
+from sgdtam_pipe.extractors.base import Hook
+from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, MissingModality, TimedFeatures
+from sgdtam_pipe.pipeline.cache import FeatureCache
+from sgdtam_pipe.pipeline.features import ExtractedClip, ExtractionSettings, extract_clip
+from sgdtam_pipe.pipeline.scoring import Checkpoint, SegmentScore, load_scorer
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,8 @@ def batch_job(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> dict[str
 
     Top level, so worker processes can import it.
     """
-    from extractors.media import MediaError
-    from pipeline.errors import StageError
+    from sgdtam_pipe.extractors.media import MediaError
+    from sgdtam_pipe.pipeline.errors import StageError
 
     try:
         result = analyze(path, options)
@@ -192,7 +192,7 @@ def batch(folder: str | Path, out_dir: str | Path, options: AnalyzeOptions = Ana
           workers: int = 1, scheduler: str | None = None, hook: Hook | None = None,
           retry_failed: bool = True):
     """Analyse every media file under ``folder``; see :func:`pipeline.batch.run_batch`."""
-    from pipeline.batch import run_batch
+    from sgdtam_pipe.pipeline.batch import run_batch
 
     job = functools.partial(batch_job, options=options)
     return run_batch(Path(folder), out_dir=Path(out_dir), job=job, workers=workers, scheduler=scheduler,

@@ -28,23 +28,23 @@ import importlib
 import io
 import json
 import math
-import multiprocessing
 import os
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, CancelledError, Executor, Future
-from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from extractors.base import Hook
-from extractors.media import MEDIA_EXTENSIONS, MediaError
-from extractors.records_io import atomic_write_bytes, atomic_write_json
-from extractors.timeline import file_sha256
-from pipeline.errors import StageError
-from pipeline.runstate import RunState
+from sgdtam_pipe.extractors.base import Hook
+from sgdtam_pipe.extractors.media import MEDIA_EXTENSIONS, MediaError
+from sgdtam_pipe.extractors.records_io import atomic_write_bytes, atomic_write_json
+from sgdtam_pipe.extractors.timeline import file_sha256
+from sgdtam_pipe.pipeline.errors import StageError
+from sgdtam_pipe.pipeline.pools import InProcessPool, LocalPool, WorkerPool
+from sgdtam_pipe.pipeline.runstate import RunState
 
 Job = Callable[[str], Mapping[str, Any]]
 STATE_FILE = "run.sqlite"
@@ -219,71 +219,10 @@ def load_job(spec: str) -> Job:
     return job
 
 
-# --- worker pools --------------------------------------------------------------------
-
-class WorkerPool:
-    """An executor with a number of slots, that can be replaced when it breaks."""
-
-    slots: int
-    executor: Executor
-
-    def renew(self) -> None:
-        """Replace a broken executor."""
-        raise BrokenExecutor("this pool cannot be renewed")
-
-    def close(self, *, cancel: bool) -> None:
-        self.executor.shutdown(wait=not cancel)
-
-
-class _InProcessExecutor(Executor):
-    """Runs each call at submission, in this process (``workers=1``)."""
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as exc:
-            future.set_exception(exc)
-        return future
-
-
-class InProcessPool(WorkerPool):
-    def __init__(self) -> None:
-        self.slots = 1
-        self.executor = _InProcessExecutor()
-
-
-class LocalPool(WorkerPool):
-    """``workers`` spawned processes (no fork: torch and mediapipe hold threads)."""
-
-    def __init__(self, workers: int) -> None:
-        self.slots = workers
-        self.executor = self._start()
-
-    def _start(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self.slots, mp_context=multiprocessing.get_context("spawn"))
-
-    def renew(self) -> None:
-        self.close(cancel=True)
-        self.executor = self._start()
-
-    def close(self, *, cancel: bool) -> None:
-        if not cancel:
-            self.executor.shutdown(wait=True)
-            return
-        # A pool has no public way to stop a running call; terminate its processes.
-        processes = list((getattr(self.executor, "_processes", None) or {}).values())
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.join(timeout=10)
-
-
 def open_pool(workers: int, scheduler: str | None) -> WorkerPool:
     """A Dask pool when ``scheduler`` is given, else local processes, else this process."""
     if scheduler:
-        from pipeline.cluster import DaskPool
+        from sgdtam_pipe.pipeline.cluster import DaskPool
 
         return DaskPool(scheduler)
     if workers < 1:

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from extractors.records_io import atomic_write_bytes, result_from_bytes, result_to_bytes
-from extractors.timeline import ContractError, ExtractorIdentity, ModalityResult
+from sgdtam_pipe.extractors.records_io import atomic_write_bytes, result_from_bytes, result_to_bytes
+from sgdtam_pipe.extractors.timeline import ContractError, ExtractorIdentity, ModalityResult
 
 RECORD_SUFFIX = ".meta.json"
 RECORD_FORMAT = 1

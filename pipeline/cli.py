@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import click
 
-from pipeline.version import __version__
+from sgdtam_pipe.pipeline.version import __version__
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -25,11 +25,11 @@ USER_ERROR_EXIT = 2
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from extractors.base import MissingExtra
-    from extractors.media import MediaError
-    from extractors.timeline import ContractError
-    from pipeline.batch import BatchBusy
-    from pipeline.errors import StageError
+    from sgdtam_pipe.extractors.base import MissingExtra
+    from sgdtam_pipe.extractors.media import MediaError
+    from sgdtam_pipe.extractors.timeline import ContractError
+    from sgdtam_pipe.pipeline.batch import BatchBusy
+    from sgdtam_pipe.pipeline.errors import StageError
 
     return (MediaError, MissingExtra, ContractError, StageError, BatchBusy, FileNotFoundError, ValueError)
 
@@ -91,7 +91,7 @@ def speech_options(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, grammar: Path | None, whisper_model: Path | None, whisper_window: float,
                 **kwargs: Any) -> Any:
         if grammar is not None:  # a bad grammar fails here, in one line, before any clip
-            from extractors.sphinx import load_grammar
+            from sgdtam_pipe.extractors.sphinx import load_grammar
 
             load_grammar(grammar)
         speech = {"grammar": grammar, "whisper_model": whisper_model, "whisper_window": whisper_window}
@@ -125,8 +125,8 @@ def analyze(clip: Path, json_out: str | None, plot: Path | None, transcript: Pat
             speech: dict[str, Any], fps: float, audio_backend: str, checkpoint: Path | None,
             cache_dir: Path | None, no_cache: bool) -> None:
     """Sentiment of CLIP overall and per segment, with the modalities observed and generated."""
-    from pipeline.analyze import AnalyzeOptions, analyze as run_analyze
-    from pipeline.report import summary_text
+    from sgdtam_pipe.pipeline.analyze import AnalyzeOptions, analyze as run_analyze
+    from sgdtam_pipe.pipeline.report import summary_text
 
     options = AnalyzeOptions(audio_backend=audio_backend, fps=fps, transcript=transcript, **speech,
                              checkpoint=checkpoint, cache_dir=cache_dir, use_cache=not no_cache)
@@ -136,12 +136,12 @@ def analyze(clip: Path, json_out: str | None, plot: Path | None, transcript: Pat
     else:
         click.echo(summary_text(result))
         if json_out:
-            from extractors.records_io import atomic_write_json
+            from sgdtam_pipe.extractors.records_io import atomic_write_json
 
             atomic_write_json(json_out, result.to_json())
             click.echo(f"JSON written to {json_out}")
     if plot:
-        from pipeline.plot import plot_timeline
+        from sgdtam_pipe.pipeline.plot import plot_timeline
 
         plot_timeline(result, plot)
         click.echo(f"timeline written to {plot}", err=json_out == "-")
@@ -167,7 +167,7 @@ def batch(folder: Path, out_dir: Path, workers: int, scheduler: str | None, retr
     A second run skips clips already done; a failure is recorded with its
     stage and reason and the run goes on. Ctrl-C keeps every finished result.
     """
-    from pipeline.analyze import AnalyzeOptions, batch as run_batch
+    from sgdtam_pipe.pipeline.analyze import AnalyzeOptions, batch as run_batch
 
     options = AnalyzeOptions(audio_backend=audio_backend, **speech, checkpoint=checkpoint, cache_dir=cache_dir)
     progress = BatchProgress(sys.stderr.isatty())
@@ -215,8 +215,8 @@ class BatchProgress:
 def extract(folder: Path, labels: Path, out_dir: Path, speech: dict[str, Any], audio_backend: str,
             cache_dir: Path | None) -> None:
     """Build a training dataset from labelled clips under FOLDER (features come from the cache)."""
-    from pipeline.analyze import AnalyzeOptions
-    from pipeline.dataset import build_dataset
+    from sgdtam_pipe.pipeline.analyze import AnalyzeOptions
+    from sgdtam_pipe.pipeline.dataset import build_dataset
 
     options = AnalyzeOptions(audio_backend=audio_backend, **speech, cache_dir=cache_dir)
     summary = build_dataset(labels, out_dir, options, media_root=folder, hook=_progress())
@@ -233,7 +233,7 @@ def extract(folder: Path, labels: Path, out_dir: Path, speech: dict[str, Any], a
 @reports_user_errors
 def train(dataset: Path, out_dir: Path, preset: str, epochs: int, seed: int) -> None:
     """Train a checkpoint on DATASET's train split, selected on its validation split."""
-    from pipeline.training import train_checkpoint
+    from sgdtam_pipe.pipeline.training import train_checkpoint
 
     card = train_checkpoint(dataset, out_dir, preset=preset, epochs=epochs, seed=seed, hook=_progress())
     click.echo(json.dumps(card["metrics"], indent=2))
@@ -247,7 +247,7 @@ def train(dataset: Path, out_dir: Path, preset: str, epochs: int, seed: int) -> 
 @reports_user_errors
 def evaluate(dataset: Path, checkpoint: Path | None, split: str, per_pattern: bool) -> None:
     """Score a checkpoint on one split of DATASET."""
-    from pipeline.training import evaluate_checkpoint
+    from sgdtam_pipe.pipeline.training import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(dataset, checkpoint, split=split, per_pattern=per_pattern)
     click.echo(json.dumps(metrics, indent=2))
@@ -260,7 +260,7 @@ def probe(clip: Path) -> None:
     """Show CLIP's duration, streams, codecs, size, rotation and frame rates."""
     from dataclasses import asdict
 
-    from extractors.media import probe as probe_media
+    from sgdtam_pipe.extractors.media import probe as probe_media
 
     click.echo(json.dumps(asdict(probe_media(clip)), indent=2))
 
@@ -268,7 +268,7 @@ def probe(clip: Path) -> None:
 @main.command()
 def doctor() -> None:
     """Check every stage: backend, version, whether its bundled model loads, and how to fix it."""
-    from pipeline.doctor import run_checks
+    from sgdtam_pipe.pipeline.doctor import run_checks
 
     failed = 0
     for check in run_checks():
@@ -289,7 +289,7 @@ def cache() -> None:
 @cache_dir_option
 def cache_info(cache_dir: Path | None) -> None:
     """Where the cache is, how many entries it holds and how big it is."""
-    from pipeline.cache import FeatureCache
+    from sgdtam_pipe.pipeline.cache import FeatureCache
 
     click.echo(json.dumps(FeatureCache(cache_dir).info(), indent=2))
 
@@ -299,7 +299,7 @@ def cache_info(cache_dir: Path | None) -> None:
 @click.confirmation_option(prompt="Remove every cached feature?")
 def cache_clear(cache_dir: Path | None) -> None:
     """Remove every cached feature."""
-    from pipeline.cache import FeatureCache
+    from sgdtam_pipe.pipeline.cache import FeatureCache
 
     click.echo(f"removed {FeatureCache(cache_dir).clear()} entries")
 

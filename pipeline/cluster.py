@@ -9,8 +9,8 @@ which alone writes the run state.
 
 from __future__ import annotations
 
-from extractors.base import require
-from pipeline.batch import WorkerPool
+from sgdtam_pipe.extractors.base import require
+from sgdtam_pipe.pipeline.pools import WorkerPool
 
 WAIT_FOR_WORKERS_S = 60.0
 

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from extractors.base import Hook, create_extractor
-from extractors.media import MediaError
-from extractors.records_io import atomic_write_json, load_clip, save_clip
-from extractors.timeline import ClipFeatures, ClipInfo, MissingModality
-from pipeline.errors import StageError
+from sgdtam_pipe.extractors.base import Hook, create_extractor
+from sgdtam_pipe.extractors.media import MediaError
+from sgdtam_pipe.extractors.records_io import atomic_write_json, load_clip, save_clip
+from sgdtam_pipe.extractors.timeline import ClipFeatures, ClipInfo, MissingModality
+from sgdtam_pipe.pipeline.errors import StageError
 
 DATASET_FORMAT = 1
 SENTIMENT_ORDER = ("negative", "neutral", "positive")
@@ -100,7 +100,7 @@ def _example_id(row: LabelRow) -> str:
 
 def text_only_features(text: str, start: float | None, end: float | None, extractor) -> ClipFeatures:
     """A clip record from an utterance alone: words spread over its span, audio and video missing."""
-    from extractors.transcript import make_transcript, words_from_text
+    from sgdtam_pipe.extractors.transcript import make_transcript, words_from_text
 
     start = 0.0 if start is None else start
     end = start + WORD_SECONDS * max(1, len(text.split())) if end is None else end
@@ -112,8 +112,8 @@ def text_only_features(text: str, start: float | None, end: float | None, extrac
 
 
 def _clip_features(row: LabelRow, media_root: Path, options, cache, extractors) -> ClipFeatures:
-    from pipeline.analyze import crop_clip
-    from pipeline.features import extract_clip
+    from sgdtam_pipe.pipeline.analyze import crop_clip
+    from sgdtam_pipe.pipeline.features import extract_clip
 
     extracted = extract_clip(media_root / row.clip, options.settings(), cache=cache, extractors=extractors)
     features = extracted.features
@@ -128,8 +128,8 @@ def build_dataset(labels_csv: str | Path, out_dir: str | Path, options, *, media
 
     A row whose clip cannot be used is recorded with its reason and skipped.
     """
-    from pipeline.cache import FeatureCache
-    from pipeline.features import build_extractors
+    from sgdtam_pipe.pipeline.cache import FeatureCache
+    from sgdtam_pipe.pipeline.features import build_extractors
 
     labels_csv, out_dir = Path(labels_csv), Path(out_dir)
     media_root = Path(media_root) if media_root is not None else labels_csv.parent

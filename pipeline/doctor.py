@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Callable
 
-from extractors.base import installed_version
+from sgdtam_pipe.extractors.base import installed_version
 
 INSTALL_ALL = "make install  (or: pip install 'sgdtam-pipe[acoustic,speech,face,cluster]')"
 
@@ -26,7 +26,7 @@ class Check:
 
 
 def _ffmpeg() -> str:
-    from extractors.media import ffmpeg_exe
+    from sgdtam_pipe.extractors.media import ffmpeg_exe
 
     out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True, text=True, check=True)
     return out.stdout.splitlines()[0]
@@ -63,8 +63,8 @@ def _whisper() -> str:
 def _pocketsphinx() -> str:
     from pathlib import Path
 
-    from extractors import sphinx
-    from extractors.media import decode_audio
+    from sgdtam_pipe.extractors import sphinx
+    from sgdtam_pipe.extractors.media import decode_audio
 
     grid = Path(__file__).resolve().parent.parent / "examples" / "grid-bbaf2n.mpg"
     words = "bin blue at f two now".split()
@@ -77,14 +77,14 @@ def _pocketsphinx() -> str:
 
 
 def _minilm() -> str:
-    from extractors.text import bundled_encoder, load_encoder
+    from sgdtam_pipe.extractors.text import bundled_encoder, load_encoder
 
     _, model = load_encoder(bundled_encoder())
     return f"MiniLM ({model.config.hidden_size}-d, {model.config.model_type}) loads from {bundled_encoder()}"
 
 
 def _face() -> str:
-    from extractors.face import FaceConfig, default_model_path, open_landmarker
+    from sgdtam_pipe.extractors.face import FaceConfig, default_model_path, open_landmarker
 
     path = default_model_path()
     with open_landmarker(path, FaceConfig()):
@@ -93,7 +93,7 @@ def _face() -> str:
 
 
 def _checkpoint() -> str:
-    from pipeline.scoring import load_scorer
+    from sgdtam_pipe.pipeline.scoring import load_scorer
 
     described = load_scorer(None).describe()
     return f"starter checkpoint {described.get('name')} loads"

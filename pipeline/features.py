@@ -14,14 +14,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from extractors.base import Extractor, Hook, MissingExtra, create_extractor
-from extractors.media import MediaError, MediaInfo, probe
-from extractors.timeline import (
+from sgdtam_pipe.extractors.base import Extractor, Hook, MissingExtra, create_extractor
+from sgdtam_pipe.extractors.media import MediaError, MediaInfo, probe
+from sgdtam_pipe.extractors.timeline import (
     ClipFeatures, ClipInfo, ExtractorIdentity, ModalityResult,
     file_sha256,
 )
-from pipeline.cache import FeatureCache
-from pipeline.errors import StageError
+from sgdtam_pipe.pipeline.cache import FeatureCache
+from sgdtam_pipe.pipeline.errors import StageError
 
 AUDIO_POOL_SECONDS = 0.1
 """The model sees acoustic frames pooled from 10 ms to 100 ms windows (true intervals kept)."""
@@ -61,7 +61,7 @@ def build_extractors(settings: ExtractionSettings) -> dict[str, Extractor]:
 
 def _text_identity(extractor: Extractor, path: Path) -> ExtractorIdentity:
     """The text extractor's identity, with the files it reads (sidecar, grammar) named by content hash."""
-    from extractors import sidecars
+    from sgdtam_pipe.extractors import sidecars
 
     identity = extractor.identity()
     config = dict(identity.config)
@@ -87,7 +87,7 @@ def _run_stage(stage: str, work, *args, **kwargs):
 
 def _text(extractor: Extractor, path: Path, sha: str, cache: FeatureCache | None):
     """``(features, transcript, from_cache)``; the transcript is cached beside the features."""
-    from extractors.transcript import Transcript
+    from sgdtam_pipe.extractors.transcript import Transcript
 
     identity = _text_identity(extractor, path)
     stored = cache.get_json(sha, identity, "transcript") if cache else None

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipeline.analyze import Result
+    from sgdtam_pipe.pipeline.analyze import Result
 
 COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
 
@@ -20,7 +20,7 @@ def plot_timeline(result: "Result", target: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from extractors.records_io import atomic_write_bytes
+    from sgdtam_pipe.extractors.records_io import atomic_write_bytes
 
     fig, (ax_score, ax_avail, ax_tracks) = plt.subplots(3, 1, figsize=(10, 6), sharex=True,
                                                          gridspec_kw={"height_ratios": [3, 1.3, 2]})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipeline.analyze import Result
+    from sgdtam_pipe.pipeline.analyze import Result
 
 
 def _score_line(score) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from extractors.timeline import MODALITIES, ClipFeatures
+from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures
 
 STARTER = Path(__file__).resolve().parents[1] / "model" / "starter"
 
@@ -51,21 +51,21 @@ class Checkpoint:
     """A checkpoint folder loaded once, used for every segment of every clip."""
 
     def __init__(self, path: Path) -> None:
-        from model.checkpoint import load_checkpoint
+        from sgdtam_pipe.model.checkpoint import load_checkpoint
 
         self.path = path
         self.model, self.card = load_checkpoint(path)
 
     def check(self, clip: ClipFeatures) -> None:
         """Refuse features made differently from the training features (names the modality)."""
-        from model.checkpoint import check_features
+        from sgdtam_pipe.model.checkpoint import check_features
 
         check_features(self.card, clip)
 
     def score(self, clips: Sequence[ClipFeatures]) -> list[SegmentScore]:
         """One score per clip (segment), batched; a clip with no measured row is ``unknown``."""
-        from model.batching import usable
-        from model.sgdtam import predict_many
+        from sgdtam_pipe.model.batching import usable
+        from sgdtam_pipe.model.sgdtam import predict_many
 
         scorable = [i for i, c in enumerate(clips) if any(usable(c.modality(m)) for m in MODALITIES)]
         scores = [SegmentScore(None, "unknown", None, None, (), (), "nothing observed")] * len(clips)

@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from extractors.base import Hook
-from extractors.timeline import MODALITIES, ClipFeatures, TimedFeatures
-from pipeline.dataset import iter_split, load_dataset
+from sgdtam_pipe.extractors.base import Hook
+from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, TimedFeatures
+from sgdtam_pipe.pipeline.dataset import iter_split, load_dataset
 
 VALIDATION_SPLITS = ("dev", "val", "valid", "validation")
 REFERENCE_CLIP = Path(__file__).resolve().parents[1] / "examples" / "grid-bbaf2n.mpg"
@@ -38,8 +38,8 @@ def validation_split(data: dict[str, Any]) -> str:
 
 def reference_specs(missing: list[str], settings: dict[str, Any]) -> dict[str, Any]:
     """Feature specs for modalities absent from training, from the real extractors on the example clip."""
-    from model.checkpoint import FeatureSpec
-    from pipeline.features import ExtractionSettings, build_extractors
+    from sgdtam_pipe.model.checkpoint import FeatureSpec
+    from sgdtam_pipe.pipeline.features import ExtractionSettings, build_extractors
 
     extractors = build_extractors(ExtractionSettings(**settings))
     specs = {}
@@ -62,11 +62,11 @@ def train_checkpoint(dataset: str | Path, out_dir: str | Path, *, preset: str = 
 
     Returns the card's JSON (config, features, label, data, metrics).
     """
-    from model.checkpoint import feature_spec_from_clips, save_checkpoint
-    from model.config import LabelSpec, SGDTAMConfig
-    from model.metrics import evaluate
-    from model.sgdtam import SGDTAM
-    from model.train import train
+    from sgdtam_pipe.model.checkpoint import feature_spec_from_clips, save_checkpoint
+    from sgdtam_pipe.model.config import LabelSpec, SGDTAMConfig
+    from sgdtam_pipe.model.metrics import evaluate
+    from sgdtam_pipe.model.sgdtam import SGDTAM
+    from sgdtam_pipe.model.train import train
 
     folder, out_dir = Path(dataset), Path(out_dir)
     data = load_dataset(folder)
@@ -103,9 +103,9 @@ def train_checkpoint(dataset: str | Path, out_dir: str | Path, *, preset: str = 
 def evaluate_checkpoint(dataset: str | Path, checkpoint: str | Path | None, *, split: str = "test",
                         per_pattern: bool = False) -> dict[str, Any]:
     """The model issue's metrics on one split; per availability pattern on request."""
-    from model.checkpoint import check_features
-    from model.metrics import PATTERNS, evaluate
-    from pipeline.scoring import load_scorer
+    from sgdtam_pipe.model.checkpoint import check_features
+    from sgdtam_pipe.model.metrics import PATTERNS, evaluate
+    from sgdtam_pipe.pipeline.scoring import load_scorer
 
     scorer = load_scorer(checkpoint)
     data = load_dataset(dataset)

@@ -112,7 +112,7 @@ def report_steps(step: str, info: dict) -> None:
 
 def write_model_card(folder: Path, meld: Path) -> None:
     """``MODEL_CARD.md`` from the numbers in ``card.json`` (nothing typed in by hand)."""
-    from extractors.records_io import atomic_write_bytes
+    from sgdtam_pipe.extractors.records_io import atomic_write_bytes
 
     card = json.loads((folder / "card.json").read_text("utf-8"))
     (val,) = [v for k, v in card["metrics"].items() if k.startswith("validation")]
@@ -136,10 +136,10 @@ def main() -> None:
 
     import torch
 
-    from extractors.records_io import atomic_write_json
-    from pipeline.analyze import AnalyzeOptions
-    from pipeline.dataset import build_dataset
-    from pipeline.training import train_checkpoint
+    from sgdtam_pipe.extractors.records_io import atomic_write_json
+    from sgdtam_pipe.pipeline.analyze import AnalyzeOptions
+    from sgdtam_pipe.pipeline.dataset import build_dataset
+    from sgdtam_pipe.pipeline.training import train_checkpoint
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from extractors.media import MediaError, decode_audio, probe
-from pipeline.errors import StageError
+from sgdtam_pipe.extractors.media import MediaError, decode_audio, probe
+from sgdtam_pipe.pipeline.errors import StageError
 
 
 def media_job(path: str) -> dict:

@@ -16,8 +16,8 @@ import pytest
 
 from batch_jobs import crashing_media_job, media_job
 from media_factory import make_media
-from pipeline.batch import BatchBusy, _exclusive, find_media, load_job, run_batch, scan_media
-from pipeline.runstate import RunState
+from sgdtam_pipe.pipeline.batch import BatchBusy, _exclusive, find_media, load_job, run_batch, scan_media
+from sgdtam_pipe.pipeline.runstate import RunState
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = REPO / "examples" / "grid-bbaf2n.mpg"
@@ -168,7 +168,7 @@ def test_worker_that_dies_is_recorded_and_the_run_goes_on(tmp_path):
 RUNNER = """
 import json, sys
 sys.path.insert(0, {tests!r})
-import pipeline.batch as batch
+import sgdtam_pipe.pipeline.batch as batch
 from batch_jobs import slow_media_job
 batch.EXPORT_EVERY_S = 0.0  # rewrite the tables after every clip: many chances to be killed mid-write
 summary = batch.run_batch({root!r}, out_dir={out!r}, job=slow_media_job, workers={workers})
@@ -271,7 +271,7 @@ def test_dask_cluster_backend(mixed, tmp_path):
 
 def test_dask_scheduler_that_cannot_be_reached_is_a_clear_error(tmp_path):
     pytest.importorskip("distributed")
-    from pipeline.cluster import DaskPool
+    from sgdtam_pipe.pipeline.cluster import DaskPool
 
     with pytest.raises(ConnectionError, match="cannot reach the Dask scheduler"):
         DaskPool("tcp://127.0.0.1:9", wait_for_workers_s=2)

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import extractors.records_io as records_io
-from extractors.media import decode_audio
-from extractors.timeline import ExtractorIdentity, MissingModality, TimedFeatures, file_sha256
-from pipeline.cache import FeatureCache, default_cache_dir
+import sgdtam_pipe.extractors.records_io as records_io
+from sgdtam_pipe.extractors.media import decode_audio
+from sgdtam_pipe.extractors.timeline import ExtractorIdentity, MissingModality, TimedFeatures, file_sha256
+from sgdtam_pipe.pipeline.cache import FeatureCache, default_cache_dir
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = REPO / "examples" / "grid-bbaf2n.mpg"
@@ -176,8 +176,8 @@ WRITER = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_cache import AUDIO, loudness_stream
-from extractors.timeline import ExtractorIdentity
-from pipeline.cache import FeatureCache
+from sgdtam_pipe.extractors.timeline import ExtractorIdentity
+from sgdtam_pipe.pipeline.cache import FeatureCache
 cache, stream = FeatureCache({root!r}), loudness_stream(AUDIO)
 big = type(stream)(stream.values.repeat(200, axis=0), stream.start.repeat(200), stream.end.repeat(200),
                    stream.mask.repeat(200), stream.names, AUDIO)

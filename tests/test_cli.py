@@ -9,8 +9,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.version import __version__
+from sgdtam_pipe.pipeline.cli import main
+from sgdtam_pipe.pipeline.version import __version__
 
 
 def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -35,7 +35,7 @@ def test_version() -> None:
 
 
 def test_help_imports_no_heavy_dependency() -> None:
-    code = ("import sys; from click.testing import CliRunner; from pipeline.cli import main; "
+    code = ("import sys; from click.testing import CliRunner; from sgdtam_pipe.pipeline.cli import main; "
             "CliRunner().invoke(main, ['analyze', '--help']); "
             "print(sorted(m for m in ('torch', 'transformers', 'mediapipe', 'opensmile', 'av') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -43,8 +43,8 @@ def test_help_imports_no_heavy_dependency() -> None:
 
 
 def test_cache_info_and_clear(tmp_path) -> None:
-    from extractors.timeline import ExtractorIdentity, MissingModality
-    from pipeline.cache import FeatureCache
+    from sgdtam_pipe.extractors.timeline import ExtractorIdentity, MissingModality
+    from sgdtam_pipe.pipeline.cache import FeatureCache
 
     cache = FeatureCache(tmp_path)
     cache.put("ab" * 32, ExtractorIdentity("x", "1"), MissingModality("nothing"))

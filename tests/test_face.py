@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from extractors import face as face_module
-from extractors.action_units import AU_NAMES, AU_TABLE, BLENDSHAPE_NAMES, POSE_NAMES, action_units, head_pose
-from extractors.base import MissingExtra, create_extractor
-from extractors.face import Face, FaceConfig, FaceExtractor, feature_names, next_timestamp_ms, pick_subject
-from extractors.media import MediaError, decode_audio, iter_frames, probe
-from extractors.timeline import MissingModality, TimedFeatures
+from sgdtam_pipe.extractors import face as face_module
+from sgdtam_pipe.extractors.action_units import AU_NAMES, AU_TABLE, BLENDSHAPE_NAMES, POSE_NAMES, action_units, head_pose
+from sgdtam_pipe.extractors.base import MissingExtra, create_extractor
+from sgdtam_pipe.extractors.face import Face, FaceConfig, FaceExtractor, feature_names, next_timestamp_ms, pick_subject
+from sgdtam_pipe.extractors.media import MediaError, decode_audio, iter_frames, probe
+from sgdtam_pipe.extractors.timeline import MissingModality, TimedFeatures
 from media_factory import make_media, run_ffmpeg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +103,7 @@ def test_head_pose_of_a_frontal_talking_head(grid_all):
 
 def test_registry_builds_it_and_landmarker_exits_quietly():
     assert isinstance(create_extractor("video", "mediapipe"), FaceExtractor)
-    code = ("from extractors.face import FaceExtractor; "
+    code = ("from sgdtam_pipe.extractors.face import FaceExtractor; "
             f"r = FaceExtractor().extract({str(GRID)!r}); print(len(r), int(r.mask.sum()))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from extractors import media
+from sgdtam_pipe.extractors import media
 from media_factory import AUDIO_ONLY, CODECS, VFR_TIMES, make_media, make_rotated, make_vfr
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from model.datasets import load_csd, load_mmsa
+from sgdtam_pipe.model.datasets import load_csd, load_mmsa
 
 
 def write_csd(path, root, entries, metadata):

@@ -4,9 +4,9 @@ import math
 
 import torch
 
-from model.generation import StagedGenerator
-from model.config import SGDTAMConfig
-from model.losses import (
+from sgdtam_pipe.model.generation import StagedGenerator
+from sgdtam_pipe.model.config import SGDTAMConfig
+from sgdtam_pipe.model.losses import (
     ConditionalMI, ProjectionHead, alignment, compact, info_nce, reconstruction, resample, shrink, smoothness, soft_dtw,
 )
 

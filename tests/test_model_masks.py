@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from extractors.timeline import offset_matrix
-from model.alignment import MHDTA, dta_mask, index_times, offsets
-from model.attention import scoped_softmax
-from model.config import SGDTAMConfig
-from model.generation import sgm_scope
+from sgdtam_pipe.extractors.timeline import offset_matrix
+from sgdtam_pipe.model.alignment import MHDTA, dta_mask, index_times, offsets
+from sgdtam_pipe.model.attention import scoped_softmax
+from sgdtam_pipe.model.config import SGDTAMConfig
+from sgdtam_pipe.model.generation import sgm_scope
 
 torch.set_num_threads(1)
 

@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from media_factory import make_media
-from pipeline.analyze import AnalyzeOptions, analyze
-from pipeline.cli import main
-from pipeline.dataset import build_dataset
-from pipeline.scoring import STARTER, load_scorer
-from pipeline.training import evaluate_checkpoint, train_checkpoint
+from sgdtam_pipe.pipeline.analyze import AnalyzeOptions, analyze
+from sgdtam_pipe.pipeline.cli import main
+from sgdtam_pipe.pipeline.dataset import build_dataset
+from sgdtam_pipe.pipeline.scoring import STARTER, load_scorer
+from sgdtam_pipe.pipeline.training import evaluate_checkpoint, train_checkpoint
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GRID = EXAMPLES / "grid-bbaf2n.mpg"
@@ -67,8 +67,8 @@ def test_cached_reanalysis_reuses_every_modality(grid_result, cache_dir, scorer)
 
 
 def test_changing_one_modality_recomputes_only_that_one(grid_result, cache_dir) -> None:
-    from pipeline.cache import FeatureCache
-    from pipeline.features import ExtractionSettings, extract_clip
+    from sgdtam_pipe.pipeline.cache import FeatureCache
+    from sgdtam_pipe.pipeline.features import ExtractionSettings, extract_clip
 
     extracted = extract_clip(GRID, ExtractionSettings(fps=10.0), cache=FeatureCache(cache_dir))
     assert extracted.cached == {"text": True, "audio": True, "video": False}

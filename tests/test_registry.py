@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from extractors.base import DEFAULT_BACKEND, REGISTRY, MissingExtra, extractor_class, require
-from pipeline.cli import main
+from sgdtam_pipe.extractors.base import DEFAULT_BACKEND, REGISTRY, MissingExtra, extractor_class, require
+from sgdtam_pipe.pipeline.cli import main
 
 
 @pytest.mark.parametrize("modality, backend", [(m, b) for m, names in REGISTRY.items() for b in names])

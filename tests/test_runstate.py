@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.runstate import RunState
+from sgdtam_pipe.pipeline.runstate import RunState
 
 
 def make_files(folder: Path, count: int) -> list[str]:

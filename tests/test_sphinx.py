@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from extractors.alignment import number_words, spoken_words
-from extractors.media import probe
-from extractors.sphinx import GrammarError, grammar_words, load_grammar
-from extractors.transcript import TranscriptConfig, transcribe
+from sgdtam_pipe.extractors.alignment import number_words, spoken_words
+from sgdtam_pipe.extractors.media import probe
+from sgdtam_pipe.extractors.sphinx import GrammarError, grammar_words, load_grammar
+from sgdtam_pipe.extractors.transcribe import transcribe
+from sgdtam_pipe.extractors.transcript import TranscriptConfig
 from media_factory import run_ffmpeg
-from pipeline.cli import main
-from pipeline.features import _text_identity, build_extractors, ExtractionSettings
+from sgdtam_pipe.pipeline.cli import main
+from sgdtam_pipe.pipeline.features import _text_identity, build_extractors, ExtractionSettings
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GRID = EXAMPLES / "grid-bbaf2n.mpg"

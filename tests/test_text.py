@@ -10,11 +10,11 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from extractors.base import create_extractor
-from extractors.media import probe
-from extractors.text import TextExtractor, bundled_encoder, load_encoder, windows
-from extractors.timeline import MissingModality, TimedFeatures
-from extractors.transcript import Transcript, Word, make_transcript, words_from_text
+from sgdtam_pipe.extractors.base import create_extractor
+from sgdtam_pipe.extractors.media import probe
+from sgdtam_pipe.extractors.text import TextExtractor, bundled_encoder, load_encoder, windows
+from sgdtam_pipe.extractors.timeline import MissingModality, TimedFeatures
+from sgdtam_pipe.extractors.transcript import Transcript, Word, make_transcript, words_from_text
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GRID = EXAMPLES / "grid-bbaf2n.mpg"

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from extractors.alignment import match_words, normalise, spell_number
-from extractors.asr import fitted_encoder, gather
-from extractors.media import decode_audio, probe
-from extractors.sidecars import SidecarError, find_sidecar, read_sidecar
-from extractors.transcript import (
+from sgdtam_pipe.extractors.alignment import match_words, normalise, spell_number
+from sgdtam_pipe.extractors.asr import fitted_encoder, gather
+from sgdtam_pipe.extractors.media import decode_audio, probe
+from sgdtam_pipe.extractors.sidecars import SidecarError, find_sidecar, read_sidecar
+from sgdtam_pipe.extractors.transcribe import transcribe
+from sgdtam_pipe.extractors.transcript import (
     TimedToken, Transcript, TranscriptConfig, Word, interpolate, make_transcript, segment_words,
-    transcribe, words_from_text,
+    words_from_text,
 )
 from media_factory import make_media, run_ffmpeg
 
