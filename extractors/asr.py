@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from sgdtam_pipe.extractors import sphinx
 from sgdtam_pipe.extractors.base import require
+from sgdtam_pipe.extractors.devices import whisper_device
 from sgdtam_pipe.extractors.media import decode_audio
 from sgdtam_pipe.extractors.transcript import TranscriptConfig, Word
 
@@ -68,14 +69,16 @@ def _model_dir(config: TranscriptConfig) -> Path:
 
 
 @lru_cache(maxsize=4)
-def load_whisper(folder: Path, compute_type: str, threads: int, window: float = WHISPER_WINDOW):
-    """A ``WhisperModel`` for ``folder`` on the CPU, loaded once per process and arguments.
+def load_whisper(folder: Path, compute_type: str, threads: int, window: float = WHISPER_WINDOW,
+                 device: str = "cpu"):
+    """A ``WhisperModel`` for ``folder`` on ``device`` (``auto``, ``cpu`` or ``cuda``), loaded once
+    per process and arguments.
 
     ``window`` below Whisper's 30 s makes the encoder see a short window at
     its own length (at least ``window`` seconds) instead of padded to 30 s.
     """
     faster_whisper = require("faster_whisper", "speech")
-    model = faster_whisper.WhisperModel(str(folder), device="cpu", compute_type=compute_type,
+    model = faster_whisper.WhisperModel(str(folder), device=whisper_device(device), compute_type=compute_type,
                                         cpu_threads=threads, local_files_only=True)
     if window < WHISPER_WINDOW:
         model.encode = fitted_encoder(model.encode, frames=int(window * 100))
@@ -118,7 +121,8 @@ def recognise_samples(samples: "np.ndarray", *, config: TranscriptConfig, offset
     """
     if config.grammar is not None:
         return _recognise_with_grammar(samples, config=config, offset=offset)
-    model = load_whisper(_model_dir(config), config.compute_type, config.threads, config.whisper_window)
+    model = load_whisper(_model_dir(config), config.compute_type, config.threads, config.whisper_window,
+                         config.device)
     options: dict[str, object] = {"vad_filter": config.chunking == "vad"}
     if config.chunking in ("regions", "utterance"):
         regions = speech_regions(samples, min_silence=config.pause)

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, ClassVar, Mapping
 
+from sgdtam_pipe.extractors.errors import UserError
 from sgdtam_pipe.extractors.timeline import ExtractorIdentity, ModalityResult
 
 Hook = Callable[[str, Mapping[str, Any]], None]
@@ -89,6 +90,10 @@ class Extractor(ABC):
         config = dict(self.config.output_config(), libraries={d: installed_version(d) for d in self.libraries})
         return ExtractorIdentity(self.name, self.version, config)
 
+    @abstractmethod
+    def extract(self, path: str | Path, *, hook: Hook | None = None) -> ModalityResult:
+        """Features of ``path``; raises ``MediaError`` for a file that is not usable media."""
+
 
 @lru_cache(maxsize=None)
 def installed_version(distribution: str) -> str:
@@ -98,10 +103,6 @@ def installed_version(distribution: str) -> str:
     except metadata.PackageNotFoundError:
         return "missing"
 
-    @abstractmethod
-    def extract(self, path: str | Path, *, hook: Hook | None = None) -> ModalityResult:
-        """Features of ``path``; raises ``MediaError`` for a file that is not usable media."""
-
 
 def extractor_class(modality: str, backend: str | None = None) -> type[Extractor]:
     """The registered class for ``modality``'s ``backend`` (its default when ``None``)."""
@@ -110,7 +111,7 @@ def extractor_class(modality: str, backend: str | None = None) -> type[Extractor
         target = REGISTRY[modality][backend]
     except KeyError:
         choices = ", ".join(REGISTRY.get(modality, {}))
-        raise ValueError(f"unknown {modality} backend {backend!r}; choose one of: {choices}") from None
+        raise UserError(f"unknown {modality} backend {backend!r}; choose one of: {choices}") from None
     module, _, cls = target.partition(":")
     return getattr(importlib.import_module(module), cls)
 

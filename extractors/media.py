@@ -2,7 +2,10 @@
 
 PyAV (which bundles FFmpeg's libraries) does the probing and decoding, so no
 ffprobe is needed. Times are seconds on the media timeline: a packet's
-presentation time minus the container's start offset. Where a command-line
+presentation time minus the container's start offset. A still image
+(``IMAGE_EXTENSIONS``) is one frame shown over ``[0, 1/fps)`` (:func:`still_seconds`),
+the span of one sampled video frame, so a photo's face row looks like a
+video's. Where a command-line
 ffmpeg is needed (:func:`write_wav`, :func:`cut_segment`), ffmpeg-python drives
 the binary bundled in imageio-ffmpeg, with arguments as a list and no shell.
 """
@@ -19,10 +22,18 @@ import numpy as np
 
 AUDIO_RATE = 16_000
 DEFAULT_FPS = 15.0
+MAX_MEDIA_SECONDS = 4 * 3600.0
+"""Longest media accepted: a longer file is refused at probe (cut it into parts), and decoding stops there."""
+SIGNAL_PEAK = 1e-4
+"""An audio stream whose samples never reach this magnitude (-80 dBFS) carries no signal."""
+SIGNAL_CHECK_SECONDS = 30.0
+_TAIL_PACKETS = 20_000  # most packets read after seeking to the end to find where the content stops
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
+"""Still images, recognised by extension (any case); an animated file gives its first frame."""
 MEDIA_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".mov", ".ts", ".flv", ".wmv",
     ".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac",
-})
+}) | IMAGE_EXTENSIONS
 
 
 class MediaError(Exception):
@@ -58,6 +69,21 @@ class MediaInfo:
     real_fps: float | None  # FFmpeg's guess of the base frame rate; differs from avg_fps on VFR input
     has_audio: bool
     has_video: bool
+    audio_stream: int | None = None  # index of the audio stream decoded (see choose_audio_stream)
+    audio_choice: str = ""  # why that stream, when the file has several
+    nominal_fps: float | None = None  # the declared frame rate (FFmpeg's guess from container and codec)
+    audio_rate: int | None = None  # the chosen audio stream's sample rate as stored (Hz)
+    audio_channels: int | None = None  # and its channel count
+    still: bool = False  # a still image: one frame, no audio, ``duration`` is ``still_seconds(DEFAULT_FPS)``
+
+
+def is_still_image(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def still_seconds(fps: float | None) -> float:
+    """How long a still image is shown: one frame at ``fps`` (``DEFAULT_FPS`` when ``None``)."""
+    return 1.0 / (fps or DEFAULT_FPS)
 
 
 @dataclass(frozen=True)
@@ -85,7 +111,10 @@ class VideoFrame:
 def _av():
     import av  # local: keeps `--help` fast and the error clear if the core install is broken
 
-    av.logging.set_level(av.logging.PANIC)
+    # None installs PyAV's no-op log callback. Any level installs one that takes the GIL for every
+    # error FFmpeg logs (PANIC included), and a frame-threaded decoder logging from its own thread
+    # while the codec is freed under the GIL deadlocks (a damaged H.264 stream hung forever).
+    av.logging.set_level(None)
     return av
 
 
@@ -141,8 +170,84 @@ def _first_frame_rotation(container, stream) -> int:
     return 0
 
 
+def _content_end(container) -> float | None:
+    """The latest packet end time of the audio and video streams (seconds, container timeline).
+
+    Read from the packets after a seek to the end, so a header that declares
+    another duration (or a start offset it does not count) is not believed.
+    ``None`` when no stream gives an answer.
+    """
+    av = _av()
+    ends: list[float] = []
+    for stream in (*container.streams.video, *container.streams.audio):
+        try:
+            container.seek(2**62, backward=True, any_frame=False, stream=stream)
+            for count, packet in enumerate(container.demux(stream)):
+                if packet.pts is not None and packet.time_base is not None:
+                    ends.append(float((packet.pts + (packet.duration or 0)) * packet.time_base))
+                if count >= _TAIL_PACKETS:
+                    break
+        except av.error.FFmpegError:
+            continue
+    return max(ends) if ends else None
+
+
+def _duration(container, offset: float, streams: tuple[StreamInfo, ...]) -> float:
+    """Seconds of content: where the packets end, else what the container or the streams declare."""
+    end = _content_end(container)
+    if end is not None and end - offset > 0:
+        return end - offset
+    duration = (container.duration or 0) / 1_000_000
+    return duration if duration > 0 else max(((s.duration or 0.0) for s in streams), default=0.0)
+
+
+def _is_default(stream) -> bool:
+    return bool(int(stream.disposition) & 1)  # AV_DISPOSITION_DEFAULT
+
+
+def _has_signal(container, stream) -> bool:
+    """Whether the first ``SIGNAL_CHECK_SECONDS`` of ``stream`` hold a sample of magnitude ``SIGNAL_PEAK``."""
+    av = _av()
+    to_float = av.AudioResampler(format="flt")
+    seen = 0.0
+    try:
+        container.seek(0)
+        for frame in container.decode(stream):
+            for out in to_float.resample(frame):
+                if np.abs(out.to_ndarray()).max(initial=0.0) >= SIGNAL_PEAK:
+                    return True
+            seen += frame.samples / (frame.sample_rate or AUDIO_RATE)
+            if seen > SIGNAL_CHECK_SECONDS:
+                break
+    except av.error.FFmpegError:
+        pass
+    return False
+
+
+def choose_audio_stream(container) -> tuple[int | None, str]:
+    """The audio stream to decode and a line saying why (empty when the file has one or none).
+
+    The default-disposition stream (else the first) unless it is silent and
+    another one carries signal. Only a file with several audio streams is
+    decoded for this, at most ``SIGNAL_CHECK_SECONDS`` of each.
+    """
+    order = sorted(container.streams.audio, key=lambda s: (not _is_default(s), s.index))
+    if len(order) < 2:
+        return (order[0].index if order else None), ""
+    for position, stream in enumerate(order):
+        if _has_signal(container, stream):
+            silent = ", ".join(f"#{s.index}" for s in order[:position])
+            why = f"{silent} silent" if silent else "default" if _is_default(stream) else "first"
+            return stream.index, f"audio stream #{stream.index} of {len(order)} ({why})"
+    return order[0].index, f"audio stream #{order[0].index} of {len(order)} (all silent)"
+
+
 def probe(path: str | Path) -> MediaInfo:
-    """Duration, start offset, streams, codecs, size, rotation and frame rates of a file."""
+    """Duration, start offset, streams, codecs, size, rotation and frame rates of a file.
+
+    The duration is where the content ends (see :func:`_content_end`);
+    over ``MAX_MEDIA_SECONDS`` the file is refused.
+    """
     path = check_readable(path)
     with _open(path) as container:
         offset = (container.start_time or 0) / 1_000_000
@@ -156,9 +261,6 @@ def probe(path: str | Path) -> MediaInfo:
         )
         video = container.streams.video[0] if container.streams.video else None
         has_audio = bool(container.streams.audio)
-        duration = (container.duration or 0) / 1_000_000
-        if duration <= 0:
-            duration = max((s.duration or 0.0) for s in streams) if streams else 0.0
         if video is None and not has_audio:
             raise MediaError(path, "has neither an audio nor a video stream")
         width = height = None
@@ -171,16 +273,29 @@ def probe(path: str | Path) -> MediaInfo:
                 width, height = height, width
             avg_fps = float(video.average_rate) if video.average_rate else None
             real_fps = float(video.base_rate) if video.base_rate else None
+        if video is not None and is_still_image(path):
+            return MediaInfo(str(path), still_seconds(DEFAULT_FPS), 0.0, streams, width, height, rotation,
+                             None, None, False, True, still=True)
+        duration = _duration(container, offset, streams)
+        if duration > MAX_MEDIA_SECONDS:
+            raise MediaError(path, f"lasts {duration:.0f} s, over the {MAX_MEDIA_SECONDS:.0f} s limit for one clip "
+                                   "(cut it into parts)")
+        audio_stream, audio_choice = choose_audio_stream(container)
+        nominal_fps = float(video.guessed_rate) if video is not None and video.guessed_rate else None
+        audio = container.streams[audio_stream].codec_context if audio_stream is not None else None
     return MediaInfo(str(path), duration, offset, streams, width, height, rotation,
-                     avg_fps, real_fps, has_audio, video is not None)
+                     avg_fps, real_fps, has_audio, video is not None, audio_stream, audio_choice,
+                     nominal_fps, audio.sample_rate if audio else None, audio.channels if audio else None)
 
 
 def decode_audio(path: str | Path, sample_rate: int = AUDIO_RATE) -> AudioTrack | None:
-    """The first audio stream as mono float32 at ``sample_rate``; ``None`` if there is none.
+    """The chosen audio stream (:func:`choose_audio_stream`) as mono float32 at ``sample_rate``;
+    ``None`` if there is none.
 
     ``start`` is the presentation time of the first decoded sample, so an audio
     stream that begins after the video keeps its true place on the timeline.
-    A file that breaks off mid-stream keeps what decoded before the break.
+    A file that breaks off mid-stream keeps what decoded before the break;
+    decoding stops after ``MAX_MEDIA_SECONDS``.
     """
     av = _av()
     path = check_readable(path)
@@ -188,16 +303,23 @@ def decode_audio(path: str | Path, sample_rate: int = AUDIO_RATE) -> AudioTrack 
         if not container.streams.audio:
             return None
         offset = (container.start_time or 0) / 1_000_000
-        stream = container.streams.audio[0]
+        index, choice = choose_audio_stream(container)
+        stream = next(s for s in container.streams.audio if s.index == index)
+        if choice:  # the choice decoded part of the file
+            container.seek(0)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         blocks: list[np.ndarray] = []
         start: float | None = None
+        budget = int(MAX_MEDIA_SECONDS * sample_rate)
         try:
             for frame in container.decode(stream):
                 if start is None and frame.time is not None:
                     start = frame.time - offset
                 for out in resampler.resample(frame):
                     blocks.append(out.to_ndarray().reshape(-1))
+                    budget -= len(blocks[-1])
+                if budget <= 0:
+                    break
         except av.error.FFmpegError as exc:
             if not blocks:
                 raise MediaError(path, f"audio stream cannot be decoded ({_ffmpeg_reason(exc)})") from exc
@@ -215,11 +337,16 @@ def iter_frames(path: str | Path, fps: float | None = DEFAULT_FPS) -> Iterator[V
     frame is invented. A frame's interval runs from its presentation time to
     the next decoded frame's (the span it is on screen). One frame of look-ahead
     is held, so memory does not grow with the clip. Rotation metadata is applied.
+    Frames after ``MAX_MEDIA_SECONDS`` are not decoded. A still image gives its
+    one frame over ``[0, still_seconds(fps))``.
     """
     av = _av()
     path = check_readable(path)
     if fps is not None and not fps > 0:
         raise ValueError(f"fps must be positive or None, got {fps}")
+    if is_still_image(path):
+        yield from _still_frame(path, fps)
+        return
     with _open(path) as container:
         if not container.streams.video:
             return
@@ -235,6 +362,8 @@ def iter_frames(path: str | Path, fps: float | None = DEFAULT_FPS) -> Iterator[V
                 if frame.time is None:
                     continue
                 time = frame.time - offset
+                if time > MAX_MEDIA_SECONDS:
+                    break
                 if time <= last_time:  # duplicate or out-of-order timestamp: not a new frame
                     continue
                 last_time = time
@@ -252,6 +381,23 @@ def iter_frames(path: str | Path, fps: float | None = DEFAULT_FPS) -> Iterator[V
                 raise MediaError(path, f"video stream cannot be decoded ({_ffmpeg_reason(exc)})") from exc
         if pending is not None:
             yield VideoFrame(pending[0], pending[1], pending[1] + fallback)
+
+
+def _still_frame(path: Path, fps: float | None) -> Iterator[VideoFrame]:
+    """The first frame of an image file, shown over ``[0, still_seconds(fps))`` (EXIF rotation applied)."""
+    av = _av()
+    with _open(path) as container:
+        if not container.streams.video:
+            return
+        try:
+            for frame in container.decode(container.streams.video[0]):
+                image = frame.to_ndarray(format="rgb24")
+                turns = _frame_rotation(frame) // 90
+                yield VideoFrame(np.ascontiguousarray(np.rot90(image, turns) if turns else image),
+                                 0.0, still_seconds(fps))
+                return
+        except av.error.FFmpegError as exc:
+            raise MediaError(path, f"image cannot be decoded ({_ffmpeg_reason(exc)})") from exc
 
 
 # --- command-line ffmpeg (bundled binary) -----------------------------------------

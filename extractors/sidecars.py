@@ -21,8 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from sgdtam_pipe.extractors.errors import UserError
+
 SIDECAR_SUFFIXES: tuple[str, ...] = (".json", ".srt", ".vtt", ".txt")
 """Looked for next to the media in this order: word times first, then cue times, then bare text."""
+MAX_SIDECAR_BYTES = 16 * 1024 * 1024
+"""Largest sidecar read (a 4-hour word-timed transcript is a few MB)."""
+MAX_CUE_SECONDS = 4 * 3600.0
+"""No cue may start or end later than this (the longest clip accepted, ``media.MAX_MEDIA_SECONDS``)."""
+OUTSIDE_SLACK = 2.0
+"""Seconds a cue may start after its clip ends (container rounding) before the sidecar is refused."""
 
 _TIME = r"(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}"
 _TIMING = re.compile(rf"^\s*({_TIME})\s*-->\s*({_TIME})(?:\s.*)?$")
@@ -30,7 +38,7 @@ _TAG = re.compile(r"<[^>]*>|\{\\[^}]*\}")
 _INLINE_TIME = re.compile(r"<((?:\d+:)?\d{2}:\d{2}\.\d{3})>")
 
 
-class SidecarError(ValueError):
+class SidecarError(UserError):
     """A transcript file that cannot be read; ``str()`` names the file and where."""
 
     def __init__(self, path: str | Path, where: str, reason: str) -> None:
@@ -79,6 +87,10 @@ def read_sidecar(path: Path) -> list[Cue]:
 
 
 def _read_text(path: Path) -> str:
+    size = path.stat().st_size
+    if size > MAX_SIDECAR_BYTES:
+        raise SidecarError(path, "size", f"{size / 2**20:.1f} MB, over the {MAX_SIDECAR_BYTES // 2**20} MB "
+                                         "limit for a transcript")
     data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
@@ -93,10 +105,15 @@ def read_txt(path: Path, text: str) -> list[Cue]:
 
 
 def parse_timestamp(text: str) -> float:
-    """Seconds of ``[HH:]MM:SS.mmm`` (comma or dot before the milliseconds)."""
+    """Seconds of ``[HH:]MM:SS.mmm`` (comma or dot before the milliseconds).
+
+    Raises ``ValueError`` when minutes or seconds are 60 or more.
+    """
     parts = text.strip().replace(",", ".").split(":")
     hours = int(parts[-3]) if len(parts) == 3 else 0
     minutes, value = int(parts[-2]), float(parts[-1])
+    if minutes >= 60 or value >= 60:
+        raise ValueError(f"time {text.strip()!r}: minutes and seconds must be below 60")
     return hours * 3600 + minutes * 60 + value
 
 
@@ -123,7 +140,13 @@ def _cue(path: Path, number: int, timing: str, text_lines: list[str]) -> Cue | N
     if match is None:
         raise SidecarError(path, f"line {number}",
                            f"expected a cue timing 'HH:MM:SS,mmm --> HH:MM:SS,mmm', got {timing.strip()!r}")
-    start, end = parse_timestamp(match.group(1)), parse_timestamp(match.group(2))
+    try:
+        start, end = parse_timestamp(match.group(1)), parse_timestamp(match.group(2))
+    except ValueError as exc:
+        raise SidecarError(path, f"line {number}", str(exc)) from None
+    if end > MAX_CUE_SECONDS:
+        raise SidecarError(path, f"line {number}", f"cue ends at {end:.0f} s, past the {MAX_CUE_SECONDS:.0f} s "
+                                                    "limit for one clip")
     if end < start:
         raise SidecarError(path, f"line {number}", f"cue ends ({match.group(2)}) before it starts ({match.group(1)})")
     text = _clean(" ".join(text_lines))
@@ -179,7 +202,10 @@ def _split_at_inline_times(path: Path, number: int, cue: Cue, raw: str) -> list[
     pieces = _INLINE_TIME.split(raw)
     if len(pieces) == 1:
         return [cue]
-    times = [cue.start] + [parse_timestamp(t) for t in pieces[1::2]] + [cue.end]
+    try:
+        times = [cue.start] + [parse_timestamp(t) for t in pieces[1::2]] + [cue.end]
+    except ValueError as exc:
+        raise SidecarError(path, f"line {number}", str(exc)) from None
     if any(later < earlier for earlier, later in zip(times, times[1:])):
         raise SidecarError(path, f"line {number}", "inline timestamps go backwards or fall outside the cue")
     return [Cue(_clean(text), start, end, number)
@@ -192,6 +218,8 @@ def read_json(path: Path, text: str) -> list[Cue]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SidecarError(path, f"line {exc.lineno}", f"not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise SidecarError(path, "top level", "JSON nested too deeply to be a transcript") from None
     entries = _json_words(path, data)
     return [_json_cue(path, i, entry) for i, entry in enumerate(entries)]
 
@@ -232,4 +260,17 @@ def _json_number(path: Path, where: str, entry: dict, key: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
         raise SidecarError(path, where, f"{key!r} must be a finite number of seconds, got {value!r}")
+    if key != "probability" and not 0 <= value <= MAX_CUE_SECONDS:
+        raise SidecarError(path, where, f"{key!r} is {value!r}: times must lie between 0 and the "
+                                        f"{MAX_CUE_SECONDS:.0f} s limit for one clip")
     return float(value)
+
+
+def check_within(path: Path, cues: list[Cue], duration: float) -> None:
+    """Refuse a sidecar with a cue starting more than ``OUTSIDE_SLACK`` s after its clip's ``duration``:
+    such text cannot be scored against the clip, and is most likely another file's transcript."""
+    for cue in cues:
+        if cue.start is not None and cue.start > duration + OUTSIDE_SLACK:
+            where = f"word {cue.line}" if path.suffix.lower() == ".json" else f"line {cue.line}"
+            raise SidecarError(path, where, f"starts at {cue.start:.3f} s, after the clip ends ({duration:.3f} s); "
+                                            "is this the transcript of another file?")

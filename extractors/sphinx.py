@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from sgdtam_pipe.extractors.base import require
+from sgdtam_pipe.extractors.errors import UserError
 
 SAMPLE_RATE = 16_000
 FRAME_SECONDS = 0.01
@@ -35,7 +36,7 @@ _LOCK = threading.Lock()
 _VARIANT = re.compile(r"\(\d+\)$")  # "two(2)": the second pronunciation of "two"
 
 
-class GrammarError(ValueError):
+class GrammarError(UserError):
     """A grammar file that cannot be used; the message names the file and the reason."""
 
 
@@ -65,6 +66,9 @@ def _grammar_decoder(grammar: Path, modified_ns: int):
     text = grammar.read_text(encoding="utf-8", errors="replace")
     if not text.lstrip().startswith("#JSGF"):  # PocketSphinx's parser would echo such a file to stdout
         raise GrammarError(f"{grammar}: not a JSGF grammar (it must begin with a '#JSGF V1.0;' header)")
+    problem = rule_problem(text)
+    if problem:
+        raise GrammarError(f"{grammar}: {problem}")
     decoder = _new_decoder()
     unknown = sorted(w for w in grammar_words(text) if decoder.lookup_word(w) is None)
     if unknown:
@@ -77,15 +81,34 @@ def _grammar_decoder(grammar: Path, modified_ns: int):
     return decoder
 
 
+def _rules(text: str) -> list[tuple[str, str]]:
+    """``(head, body)`` of each rule definition, comments removed."""
+    text = re.sub(r"//[^\n]*|/\*.*?\*/", " ", text, flags=re.S)
+    return [tuple(statement.split("=", 1)) for statement in text.split(";") if "=" in statement]
+
+
 def grammar_words(text: str) -> set[str]:
     """The words a JSGF grammar's rules can say (rule references, tags and weights left out)."""
-    text = re.sub(r"//[^\n]*|/\*.*?\*/", " ", text, flags=re.S)
     words: set[str] = set()
-    for statement in text.split(";"):
-        if "=" in statement:
-            body = re.sub(r"<[^>]*>|\{[^}]*\}|/[^/]*/", " ", statement.split("=", 1)[1])
-            words.update(re.findall(r"[^\s()\[\]|*+\"]+", body))
+    for _, body in _rules(text):
+        body = re.sub(r"<[^>]*>|\{[^}]*\}|/[^/]*/", " ", body)
+        words.update(re.findall(r"[^\s()\[\]|*+\"]+", body))
     return words
+
+
+def rule_problem(text: str) -> str | None:
+    """Why a JSGF grammar could recognise nothing (a rule used but never defined, no word at all), or None.
+
+    PocketSphinx loads such a grammar and then silently hears nothing.
+    """
+    rules = _rules(text)
+    defined = {name for head, _ in rules for name in re.findall(r"<([^>]+)>", head)}
+    used = {name for _, body in rules for name in re.findall(r"<([^>]+)>", body)} - {"NULL", "VOID"}
+    if used - defined:
+        return f"rules used but never defined: {', '.join(f'<{n}>' for n in sorted(used - defined))}"
+    if not grammar_words(text):
+        return "no rule says any word"
+    return None
 
 
 def load_grammar(grammar: Path):

@@ -20,6 +20,12 @@ Segments longer than the encoder's 512 positions are cut into windows of 510
 tokens that overlap by ``window_overlap``; never truncated. Each token is
 emitted once, from the window where it has the most context: consecutive
 windows hand over in the middle of their overlap.
+
+Batching: :meth:`TextExtractor.embed_many` encodes the windows of many
+transcripts together, shortest first, in padded batches of at most
+``BATCH_WINDOWS`` windows and ``BATCH_TOKENS`` positions (padding is masked
+out, so a token's row equals its one-at-a-time value to float rounding,
+about 1e-6).
 """
 
 from __future__ import annotations
@@ -33,12 +39,14 @@ from typing import Sequence
 import numpy as np
 
 from sgdtam_pipe.extractors.base import Extractor, Hook, require
-from sgdtam_pipe.extractors.timeline import MissingModality, ModalityResult, TimedFeatures
+from sgdtam_pipe.extractors.devices import torch_device
+from sgdtam_pipe.extractors.timeline import ExtractorIdentity, MissingModality, ModalityResult, TimedFeatures
 from sgdtam_pipe.extractors.transcribe import transcribe
 from sgdtam_pipe.extractors.transcript import Segment, Transcript, TranscriptConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-BATCH_WINDOWS = 16  # windows encoded per forward pass
+BATCH_WINDOWS = 64  # most windows encoded per forward pass
+BATCH_TOKENS = 8192  # most positions (padding included) per forward pass: bounds memory for long windows
 
 
 @dataclass(frozen=True)
@@ -70,15 +78,16 @@ def bundled_encoder() -> Path:
 
 
 @lru_cache(maxsize=2)
-def load_encoder(folder: Path):
-    """``(tokenizer, model)`` from a local folder only, in eval mode, loaded once per process."""
+def load_encoder(folder: Path, device: str = "cpu"):
+    """``(tokenizer, model)`` from a local folder only, in eval mode on ``device`` (``auto``, ``cpu``
+    or ``cuda``), loaded once per process."""
     transformers = require("transformers", "speech")
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder}: not a transformers model folder (no config.json)")
     transformers.utils.logging.disable_progress_bar()
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     model = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
-    return tokenizer, model.eval()
+    return tokenizer, model.eval().to(torch_device(device))
 
 
 def windows(count: int, size: int, overlap: int) -> list[tuple[int, int, int, int]]:
@@ -125,9 +134,40 @@ def _encode(model, tokenizer, batch: Sequence[_Window], layer: int) -> list[np.n
         ids[row, :len(sequence)] = torch.tensor(sequence)
         attention[row, :len(sequence)] = 1
     with torch.inference_mode():
-        output = model(input_ids=ids, attention_mask=attention, output_hidden_states=True)
-    states = output.hidden_states[layer]
-    return [states[row, 1:1 + len(w.ids)][w.keep].float().numpy() for row, w in enumerate(batch)]
+        output = model(input_ids=ids.to(model.device), attention_mask=attention.to(model.device),
+                       output_hidden_states=layer != -1)
+    states = output.last_hidden_state if layer == -1 else output.hidden_states[layer]
+    return [states[row, 1:1 + len(w.ids)][w.keep].float().cpu().numpy() for row, w in enumerate(batch)]
+
+
+def batches(lengths: Sequence[int]) -> list[list[int]]:
+    """Indices of ``lengths`` grouped shortest first into batches within ``BATCH_WINDOWS`` and ``BATCH_TOKENS``."""
+    order = sorted(range(len(lengths)), key=lambda k: lengths[k])
+    groups: list[list[int]] = []
+    for k in order:
+        padded = (lengths[k] + 2) * (len(groups[-1]) + 1) if groups else 0  # sorted: k is the batch's longest
+        if not groups or len(groups[-1]) >= BATCH_WINDOWS or padded > BATCH_TOKENS:
+            groups.append([])
+        groups[-1].append(k)
+    return groups
+
+
+def _stream(transcript: Transcript, rows: list[np.ndarray], owners: list[int],
+            identity: ExtractorIdentity) -> TimedFeatures:
+    """The token rows of one transcript, each timed by the word that ``owners`` gives it."""
+    values = np.concatenate(rows, axis=0)
+    words = transcript.words
+    start = np.array([words[o].start for o in owners])
+    end = np.array([words[o].end for o in owners])
+    names = tuple(f"emb_{i:03d}" for i in range(values.shape[1]))
+    synthetic = all(w.estimated for w in words)  # no word has a measured time
+    return TimedFeatures(values, start, end, np.ones(len(owners), dtype=bool), names, identity,
+                         times_synthetic=synthetic)
+
+
+def _no_words(transcript: Transcript, identity: ExtractorIdentity) -> MissingModality:
+    reason = transcript.note or "the transcript has no words"
+    return MissingModality(f"no speech detected ({reason}; source {transcript.source})", identity)
 
 
 class TextExtractor(Extractor):
@@ -148,10 +188,42 @@ class TextExtractor(Extractor):
 
     def embed(self, transcript: Transcript, *, hook: Hook | None = None) -> ModalityResult:
         """One row per word-piece token with its word's interval; missing when there are no words."""
-        if not transcript.words:
-            reason = transcript.note or "the transcript has no words"
-            return MissingModality(f"no speech detected ({reason}; source {transcript.source})", self.identity())
-        tokenizer, model = load_encoder(self.config.embedding_model or bundled_encoder())
+        return self.embed_many([transcript], hook=hook)[0]
+
+    def embed_many(self, transcripts: Sequence[Transcript], *, hook: Hook | None = None) -> list[ModalityResult]:
+        """:meth:`embed` of each transcript, their windows encoded together in padded batches.
+
+        ``hook("embed", {"done", "total"})`` counts windows encoded.
+        """
+        identity = self.identity()
+        if not any(t.words for t in transcripts):  # nothing to encode: no model load
+            return [_no_words(t, identity) for t in transcripts]
+        tokenizer, model = self._encoder()
+        size = model.config.max_position_embeddings - 2
+        plans = [self._plan(t, tokenizer, size) if t.words else None for t in transcripts]
+        parts = [part for plan in plans if plan for part in plan[0]]
+        states: list[np.ndarray] = [np.empty(0)] * len(parts)
+        done = 0
+        for group in batches([len(p.ids) for p in parts]):
+            for k, state in zip(group, _encode(model, tokenizer, [parts[k] for k in group], self.config.layer)):
+                states[k] = state
+            done += len(group)
+            if hook is not None:
+                hook("embed", {"done": done, "total": len(parts)})
+        results: list[ModalityResult] = []
+        first = 0  # index in ``parts`` of the transcript's first window
+        for transcript, plan in zip(transcripts, plans):
+            if plan is None:
+                results.append(_no_words(transcript, identity))
+                continue
+            count = len(plan[0])
+            results.append(_stream(transcript, states[first:first + count], plan[1], identity))
+            first += count
+        return results
+
+    def _encoder(self):
+        """The loaded ``(tokenizer, model)``, threads set and ``layer`` checked."""
+        tokenizer, model = load_encoder(self.config.embedding_model or bundled_encoder(), self.config.device)
         if self.config.threads > 0:
             import torch
 
@@ -159,7 +231,10 @@ class TextExtractor(Extractor):
         layers = model.config.num_hidden_layers + 1
         if not -layers <= self.config.layer < layers:
             raise ValueError(f"layer {self.config.layer} out of range for a model with {layers} hidden states")
-        size = model.config.max_position_embeddings - 2
+        return tokenizer, model
+
+    def _plan(self, transcript: Transcript, tokenizer, size: int) -> tuple[list[_Window], list[int]]:
+        """The transcript's windows, and the index in ``transcript.words`` of every emitted token."""
         parts: list[_Window] = []
         owners: list[int] = []
         first = 0  # index in transcript.words of the segment's first word (segments tile the words)
@@ -168,19 +243,7 @@ class TextExtractor(Extractor):
             parts += segment_parts
             owners += [first + o for o in segment_owners]
             first += len(segment.words)
-        rows: list[np.ndarray] = []
-        for begin in range(0, len(parts), BATCH_WINDOWS):
-            rows += _encode(model, tokenizer, parts[begin:begin + BATCH_WINDOWS], self.config.layer)
-            if hook is not None:
-                hook("embed", {"done": min(begin + BATCH_WINDOWS, len(parts)), "total": len(parts)})
-        values = np.concatenate(rows, axis=0)
-        words = transcript.words
-        start = np.array([words[o].start for o in owners])
-        end = np.array([words[o].end for o in owners])
-        names = tuple(f"emb_{i:03d}" for i in range(values.shape[1]))
-        synthetic = all(w.estimated for w in words)  # no word has a measured time
-        return TimedFeatures(values, start, end, np.ones(len(owners), dtype=bool), names, self.identity(),
-                             times_synthetic=synthetic)
+        return parts, owners
 
     def extract(self, path: str | Path, *, hook: Hook | None = None) -> ModalityResult:
         if hook is not None:

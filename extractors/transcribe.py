@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sgdtam_pipe.extractors import asr, sidecars
 from sgdtam_pipe.extractors.alignment import timed_words_for_text
+from sgdtam_pipe.extractors.media import probe
 from sgdtam_pipe.extractors.transcript import Transcript, TranscriptConfig, make_transcript
 
 
@@ -25,6 +26,7 @@ def transcribe(path: str | Path, *, config: TranscriptConfig = TranscriptConfig(
         recognised = asr.recognise(path, config=config)
         return make_transcript(recognised.words, recognised.source, pause=config.pause, note=recognised.note)
     cues = sidecars.read_sidecar(sidecar)
+    sidecars.check_within(sidecar, cues, probe(path).duration)
     source = f"sidecar:{sidecar.suffix.lstrip('.').lower()}"
     words, how = timed_words_for_text(path, cues, config=config)
     return make_transcript(words, source + how, pause=config.pause)

@@ -21,9 +21,13 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from sgdtam_pipe.extractors.base import ExtractorConfig
+from sgdtam_pipe.extractors.devices import check_device
 
 TRANSCRIPT_FORMAT = 1
 SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*$")
+ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "jr.", "sr.", "mt.", "vs.", "e.g.", "i.e.",
+                           "fig.", "approx."})
+"""Words whose full stop does not end a sentence (compared in lower case)."""
 SOURCES = ("auto", "sidecar", "asr")
 CHUNKINGS = ("utterance", "regions", "vad", "none")
 ALIGNERS = ("auto", "recogniser", "none")
@@ -141,6 +145,8 @@ class TranscriptConfig(ExtractorConfig):
     ``pause``: a silence longer than this (seconds) ends an utterance.
     ``threads``: CPU threads for the models (runtime only; 0 leaves the
     libraries' defaults: CTranslate2 takes 4 or ``OMP_NUM_THREADS``).
+    ``device``: ``"auto"``, ``"cpu"`` or ``"cuda"`` for Whisper and the text
+    encoder (runtime only: :mod:`extractors.devices`).
     """
 
     source: str = "auto"
@@ -156,8 +162,10 @@ class TranscriptConfig(ExtractorConfig):
     align: str = "auto"
     pause: float = 0.8
     threads: int = 0
+    device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_device(self.device)
         if self.source not in SOURCES:
             raise ValueError(f"transcript source {self.source!r}: choose one of {', '.join(SOURCES)}")
         if self.chunking not in CHUNKINGS:
@@ -185,12 +193,17 @@ def _segment(words: Sequence[Word]) -> Segment:
     return Segment(words[0].start, max(w.end for w in words), tuple(words))
 
 
+def ends_sentence(text: str) -> bool:
+    """Whether a word ends with sentence punctuation that is not an abbreviation's full stop ("Mrs.")."""
+    return bool(SENTENCE_END.search(text)) and text.lower() not in ABBREVIATIONS
+
+
 def segment_words(words: Sequence[Word], *, pause: float) -> tuple[Segment, ...]:
     """Cut words into utterances after sentence punctuation and at pauses over ``pause`` s."""
     segments: list[Segment] = []
     current: list[Word] = []
     for word in words:
-        if current and (word.start - current[-1].end > pause or SENTENCE_END.search(current[-1].text)):
+        if current and (word.start - current[-1].end > pause or ends_sentence(current[-1].text)):
             segments.append(_segment(current))
             current = []
         current.append(word)
@@ -273,8 +286,9 @@ def interpolate(tokens: Sequence[TimedToken], *, start: float, end: float) -> li
         while j < len(tokens) and (tokens[j].start is None or tokens[j].end is None) \
                 and (tokens[j].low, tokens[j].high) == (token.low, token.high):
             j += 1
+        following = tokens[j].start if j < len(tokens) else None  # None: the run ends at the next cue, untimed
         left = max(words[-1].end if words else start, tokens[i].low)
-        right = min(tokens[j].start if j < len(tokens) else end, tokens[j - 1].high)
+        right = min(end if following is None else following, tokens[j - 1].high)
         left = max(left, floor)
         right = max(right, left)
         run = tokens[i:j]

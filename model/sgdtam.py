@@ -18,6 +18,12 @@ the pooled rows' true intervals), not minutes of 100 Hz frames.
 
 Regression predictions are ``3 tanh(.)`` in [-3, 3] with an L1 main loss
 (the paper selects on MAE); classification gives logits with cross-entropy.
+
+Inputs are standardised per feature column before the projection (statistics
+fitted on the training split, stored as buffers: model/normalisation.py).
+``temperature`` (a buffer, 1 until calibrated on the validation split)
+divides the logits in :meth:`ModelOutput.probabilities`; training and the
+loss use the raw logits.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from sgdtam_pipe.model.batching import Batch, collate
 from sgdtam_pipe.model.config import SGDTAMConfig
 from sgdtam_pipe.model.generation import StagedGenerator, masked_mean
 from sgdtam_pipe.model.losses import ConditionalMI, ProjectionHead, alignment, info_nce, reconstruction, resample, smoothness
+from sgdtam_pipe.model.normalisation import InputNormalisation
 
 
 ANCHOR_ORDER = ("audio", "video", "text")
@@ -60,9 +67,11 @@ class ModelOutput:
     routes: list[Route]
     delta_i: torch.Tensor                  # [B] MINE Delta I where a route was chosen, else NaN
     losses: dict[str, float] = field(default_factory=dict)
+    temperature: float = 1.0               # calibration: probabilities are softmax(logits / T)
 
     def probabilities(self) -> torch.Tensor | None:
-        return torch.softmax(self.prediction, -1) if self.prediction.dim() == 2 else None
+        """Calibrated class probabilities ``[B, C]``; None for regression."""
+        return torch.softmax(self.prediction / self.temperature, -1) if self.prediction.dim() == 2 else None
 
 
 @dataclass
@@ -89,6 +98,8 @@ class SGDTAM(nn.Module):
         super().__init__()
         self.config = config
         d = config.d_model
+        self.normalise = InputNormalisation({m: config.width(m) for m in MODALITIES})
+        self.register_buffer("temperature", torch.ones(()))
         self.project = nn.ModuleDict({m: nn.Linear(config.width(m), d) for m in MODALITIES})
         self.generator = StagedGenerator(config)
         self.cmi = ConditionalMI(d, config.cmi_components)
@@ -116,7 +127,7 @@ class SGDTAM(nn.Module):
         pooled = torch.cat([masked_mean(torch.relu(self.readout[m](aligned[m])), keys[m]) for m in MODALITIES], dim=-1)
         raw = self.head(pooled)
         prediction = 3.0 * torch.tanh(raw.squeeze(-1)) if self.config.label.kind == "regression" else raw
-        output = ModelOutput(prediction, routes, delta_i)
+        output = ModelOutput(prediction, routes, delta_i, temperature=float(self.temperature))
         if batch.labels is None:
             return output, None
         loss, parts = self._loss(batch, inputs, summaries, generated, prediction)
@@ -129,7 +140,8 @@ class SGDTAM(nn.Module):
             s = batch.streams[m]
             if s.available.any() and s.values.shape[-1] != self.config.width(m):
                 raise ValueError(f"{m} features have width {s.values.shape[-1]}, the model takes {self.config.width(m)}")
-            x[m] = torch.relu(self.project[m](s.values)) if s.available.any() else None   # Eq. 12 / 29
+            x[m] = (torch.relu(self.project[m](self.normalise(m, s.values, s.mask)))   # Eq. 12 / 29
+                    if s.available.any() else None)
             if self.config.time_source == "index":
                 start[m], end[m] = index_times(s.pad, batch.duration)
             else:
@@ -328,7 +340,8 @@ def predict_many(model: SGDTAM, clips: Sequence[ClipFeatures], batch_size: int =
     predictions: list[Prediction] = []
     try:
         for begin in range(0, len(clips), batch_size):
-            output, _ = model(collate(list(clips[begin:begin + batch_size]), widths=widths))
+            batch = collate(list(clips[begin:begin + batch_size]), widths=widths)
+            output, _ = model(batch.to(next(model.parameters()).device))
             predictions += _predictions(model.config.label, output)
     finally:
         model.train(was_training)

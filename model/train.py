@@ -1,21 +1,48 @@
-"""Training: Adam, gradient clipping, plateau scheduler, early stopping, modality dropout.
+"""Training: Adam, gradient clipping, plateau scheduler, early stopping, modality dropout, balanced epochs.
 
-Model selection uses the validation split only: the lowest MAE for
-regression, the highest weighted F1 for classes (as the paper does); the
-best weights are restored at the end. The learning rate drops by 10x when the
-validation loss stops improving for ``plateau_patience`` epochs.
+**Selection** uses the validation split only: the lowest MAE for regression,
+the highest weighted F1 for classes (as the paper does); the best epoch's
+weights are restored at the end.
 
-Modality dropout: each training sample, with probability ``modality_dropout``,
-keeps a random non-empty subset of the modalities it holds (each of the
-seven availability patterns it can form is equally likely). The hidden
-streams still serve as targets of the generation losses, so one checkpoint
-learns to serve all seven patterns.
+**Patience.** The scheduler and early stopping watch the same number, the
+selection metric on the validation split. After ``plateau_patience``
+epochs without improvement the learning rate drops 10x (on the next such
+epoch); after ``patience`` such epochs training stops. ``plateau_patience``
+must be smaller than ``patience``, so a lowered rate always gets epochs to
+act: with the defaults (3 and 8) the rate drops on the 4th epoch without
+improvement and training stops on the 8th, unless an epoch in between
+improves (which resets both counts).
+
+**Modality dropout**: each training sample, with probability
+``modality_dropout``, keeps a random non-empty subset of the modalities it
+holds (each of the seven availability patterns it can form is equally
+likely). The hidden streams still serve as targets of the generation
+losses, so one checkpoint learns to serve all seven patterns.
+
+**Epochs** are plain or balanced across groups (sources): model/sampling.py.
+Inputs are standardised with statistics fitted on the training clips
+(model/normalisation.py) unless ``normalise=False``.
+
+**Reproducible**: :func:`build_model` seeds before the weights are drawn and
+:func:`train` seeds Python, numpy, torch and its own sampling generator from
+``seed``, so the same data and seed give bit-identical weights on the CPU
+(same thread count). **Resumable**: with ``state_dir``, the full state is
+saved after every epoch (model/train_state.py); ``resume=True`` continues
+from it and ends exactly where the uninterrupted run would.
+
+**Progress** goes to ``hook``: ``"epoch E/N"`` steps count training clips
+(rate and ETA come from the hook), ``"validate E/N"`` steps count
+validation clips. One line per epoch goes to stderr when ``verbose``: the
+train and validation loss with each term (unweighted), the validation
+metrics, the learning rate, clips/s and at most how long is left (the
+epochs left at the mean epoch time; early stopping may end sooner).
 """
 
 from __future__ import annotations
 
-import copy
+import hashlib
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,13 +51,24 @@ import numpy as np
 import torch
 
 from sgdtam_pipe.extractors.base import Hook
+from sgdtam_pipe.extractors.errors import UserError
 from sgdtam_pipe.extractors.records_io import atomic_write_json
-from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, TimedFeatures
+from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures
 from sgdtam_pipe.model.batching import collate
-from sgdtam_pipe.model.metrics import evaluate, selection_metric
+from sgdtam_pipe.model.config import SGDTAMConfig
+from sgdtam_pipe.model.metrics import evaluate, json_safe, selection_metric
+from sgdtam_pipe.model.sampling import epoch_order, length_batches
+from sgdtam_pipe.model.sgdtam import SGDTAM
+from sgdtam_pipe.model.train_state import capture, load_state, save_state
 
+PATIENCE = 8
+PLATEAU_PATIENCE = 3
 SUBSETS = torch.tensor([[(k >> i) & 1 for i in range(len(MODALITIES))] for k in range(1, 2 ** len(MODALITIES))],
                        dtype=torch.bool)
+
+
+class NonFiniteLoss(UserError):
+    """The training loss became NaN or infinite; the message names the epoch, the batch and its clips."""
 
 
 def seed_everything(seed: int) -> None:
@@ -39,24 +77,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def length_batches(clips: Sequence[ClipFeatures], batch_size: int, generator: torch.Generator,
-                   pool: int = 50) -> list[list[int]]:
-    """Random batches of clips of similar length (less padding, so far less attention work).
-
-    A random order is cut into pools of ``pool`` batches; each pool is sorted by
-    the clip's longest stream and cut into batches, and the batches are shuffled.
-    """
-    order = torch.randperm(len(clips), generator=generator).tolist()
-    batches = []
-    for begin in range(0, len(order), batch_size * pool):
-        chunk = sorted(order[begin:begin + batch_size * pool], key=lambda i: _longest(clips[i]))
-        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
-    shuffled = torch.randperm(len(batches), generator=generator).tolist()
-    return [batches[k] for k in shuffled]
-
-
-def _longest(clip: ClipFeatures) -> int:
-    return max((len(r) for r in (clip.text, clip.audio, clip.video) if isinstance(r, TimedFeatures)), default=0)
+def build_model(config: SGDTAMConfig, seed: int) -> SGDTAM:
+    """A fresh model whose initial weights depend only on ``config`` and ``seed``."""
+    seed_everything(seed)
+    return SGDTAM(config)
 
 
 def dropout_keep(available: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
@@ -70,63 +94,162 @@ def dropout_keep(available: torch.Tensor, probability: float, generator: torch.G
     return keep
 
 
-def train(model: torch.nn.Module, train_clips: Sequence[ClipFeatures], train_labels: Sequence,
+def data_fingerprint(clips: Sequence[ClipFeatures], labels: Sequence) -> str:
+    """sha256 of the clips' content hashes and labels, in order (what a resumed run must see again)."""
+    digest = hashlib.sha256()
+    for clip, label in zip(clips, labels):
+        digest.update(f"{clip.clip.sha256}\t{label}\n".encode("utf-8"))
+    return digest.hexdigest()
+
+
+def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequence,
           val_clips: Sequence[ClipFeatures], val_labels: Sequence, *, epochs: int = 50, lr: float = 1e-3,
-          batch_size: int = 32, seed: int = 0, patience: int = 10, modality_dropout: float = 0.5,
-          grad_clip: float = 0.8, plateau_patience: int = 20, log_path: str | Path | None = None,
-          hook: Hook | None = None, verbose: bool = True) -> dict[str, Any]:
-    """Fit ``model`` in place; returns the history (also written to ``log_path`` after every epoch)."""
-    if len(train_clips) != len(train_labels) or len(val_clips) != len(val_labels):
-        raise ValueError("clips and labels differ in length")
-    if not train_clips or not val_clips:
-        raise ValueError("training needs at least one training and one validation clip")
-    seed_everything(seed)
-    generator = torch.Generator().manual_seed(seed)
+          batch_size: int = 32, seed: int = 0, patience: int = PATIENCE, plateau_patience: int = PLATEAU_PATIENCE,
+          modality_dropout: float = 0.5, grad_clip: float = 0.8, groups: Sequence[str] | None = None,
+          balance_groups: bool = False, draws_per_group: int | None = None, normalise: bool = True,
+          state_dir: str | Path | None = None, resume: bool = False, log_path: str | Path | None = None,
+          hook: Hook | None = None, verbose: bool = True, name: str = "") -> dict[str, Any]:
+    """Fit ``model`` in place; returns the history (also written to ``log_path`` after every epoch).
+
+    ``groups`` (one name per training clip) with ``balance_groups`` gives
+    balanced epochs. ``name`` prefixes progress steps and epoch lines (e.g.
+    ``"seed 1"``). ``resume`` needs ``state_dir`` and the same options and
+    data as the saved run (``epochs`` may differ); without a saved state it
+    starts afresh. Raises :class:`NonFiniteLoss` if the loss stops being finite.
+    """
+    _check_inputs(model, train_clips, train_labels, val_clips, val_labels, patience, plateau_patience)
+    options = {"seed": seed, "lr": lr, "batch_size": batch_size, "patience": patience,
+               "plateau_patience": plateau_patience, "modality_dropout": modality_dropout, "grad_clip": grad_clip,
+               "balance_groups": balance_groups, "draws_per_group": draws_per_group, "normalise": normalise,
+               "groups": None if groups is None else hashlib.sha256("\n".join(groups).encode()).hexdigest(),
+               "train": data_fingerprint(train_clips, train_labels), "val": data_fingerprint(val_clips, val_labels),
+               "config": model.config.to_json()}
     config = model.config
     widths = {m: config.width(m) for m in MODALITIES}
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=plateau_patience)
     metric, higher = selection_metric(config.label.kind)
-    history: dict[str, Any] = {"config": config.to_json(), "seed": seed, "selection": metric, "epochs": []}
-    best_value, best_state, best_epoch, stale = None, None, -1, 0
-    for epoch in range(1, epochs + 1):
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max" if higher else "min", factor=0.1,
+                                                           patience=plateau_patience, threshold=0.0,
+                                                           threshold_mode="abs")
+    generator = torch.Generator()
+    saved = load_state(state_dir) if resume and state_dir is not None else None
+    if saved is not None:
+        _check_resumable(state_dir, saved.options, options)
+        model.load_state_dict(saved.model)
+        optimizer.load_state_dict(saved.optimizer)
+        scheduler.load_state_dict(saved.scheduler)
+        generator.set_state(saved.generator)
+        history, start = saved.history, saved.epoch
+        best_value, best_state, best_epoch, stale = saved.best_value, saved.best, saved.best_epoch, saved.stale
+    else:
+        seed_everything(seed)
+        generator.manual_seed(seed)
+        if normalise:
+            model.normalise.fit(train_clips)
+        history = {"config": config.to_json(), "seed": seed, "selection": metric, "epochs": []}
+        best_value, best_state, best_epoch, stale, start = None, None, -1, 0, 0
+    prefix = f"{name} " if name else ""
+    for epoch in range(start + 1, epochs + 1):
+        if stale >= patience:
+            break
         started = time.perf_counter()
         model.train()
-        batches = length_batches(train_clips, batch_size, generator)
-        losses = []
-        for step, rows in enumerate(batches):
+        order = epoch_order(len(train_clips), generator, groups if balance_groups else None, draws_per_group)
+        sums: dict[str, float] = {}
+        for step, rows in enumerate(length_batches(train_clips, order, batch_size, generator), start=1):
             batch = collate([train_clips[j] for j in rows], [train_labels[j] for j in rows],
                             label_spec=config.label, widths=widths)
             available = torch.stack([batch.streams[m].available for m in MODALITIES], dim=1)
             batch = batch.hide(dropout_keep(available, modality_dropout, generator))
-            _, loss = model(batch)
+            output, loss = model(batch)
+            if not torch.isfinite(loss):
+                sources = ", ".join(train_clips[j].clip.source for j in rows[:3])
+                raise NonFiniteLoss(f"training stopped: the loss became {float(loss.detach())} in epoch {epoch}, batch {step} "
+                                    f"(clips {sources}, ...); check their features and labels, or lower the "
+                                    f"learning rate (now {optimizer.param_groups[0]['lr']:g})")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
-            losses.append(float(loss.detach()))
+            for k, v in {"loss": float(loss.detach()), **output.losses}.items():
+                sums[k] = sums.get(k, 0.0) + v * len(rows)
+            sums["clips"] = sums.get("clips", 0.0) + len(rows)
             if hook:
-                hook("train_step", {"epoch": epoch, "done": step + 1, "total": len(batches)})
-        val = evaluate(model, val_clips, val_labels, batch_size=batch_size)["all"]
-        scheduler.step(val["loss"])
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val": val,
-                  "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
-        history["epochs"].append(record)
+                hook(f"{prefix}epoch {epoch}/{epochs}", {
+                    "done": int(sums["clips"]), "total": len(order), "unit": "clips",
+                    "message": f"loss {sums['loss'] / sums['clips']:.4f}"})
+        train_seconds = time.perf_counter() - started
+        val = evaluate(model, val_clips, val_labels, batch_size=2 * batch_size, hook=hook,
+                       step=f"{prefix}validate {epoch}/{epochs}")["all"]
         value = val[metric]
+        scheduler.step(value)
+        seen = sums.pop("clips")
+        record = {"epoch": epoch, "train_loss": sums.pop("loss") / seen,
+                  "train_losses": {k: v / seen for k, v in sums.items()}, "val": val,
+                  "lr": optimizer.param_groups[0]["lr"], "clips_per_s": seen / train_seconds,
+                  "seconds": time.perf_counter() - started}
+        history["epochs"].append(json_safe(record))
+        record["left_s"] = float(np.mean([e["seconds"] for e in history["epochs"]])) * (epochs - epoch)
         improved = best_value is None or (value > best_value if higher else value < best_value)
         if improved:
-            best_value, best_state, best_epoch, stale = value, copy.deepcopy(model.state_dict()), epoch, 0
+            best_value, best_epoch, stale = value, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
         history.update(best_epoch=best_epoch, best={metric: best_value})
+        if state_dir is not None:
+            save_state(state_dir, capture(epoch, model, best_state, best_value, best_epoch, stale, history,
+                                          optimizer, scheduler, generator, options))
         if log_path is not None:
             atomic_write_json(log_path, history)
         if verbose:
-            print(f"epoch {epoch:3d}  train loss {record['train_loss']:.4f}  val loss {val['loss']:.4f}  "
-                  f"val {metric} {value:.4f}  lr {record['lr']:.1e}  {record['seconds']:.1f}s", flush=True)
-        if hook:
-            hook("epoch", record)
-        if stale >= patience:
-            break
-    model.load_state_dict(best_state)
+            print(prefix + epoch_line(record, metric, epochs, config.label.kind), file=sys.stderr, flush=True)
+    history["stopped"] = (f"early stopping: no better validation {metric} in {patience} epochs" if stale >= patience
+                          else f"the last epoch ({epochs})")
+    if best_state is not None:
+        model.load_state_dict(best_state)
     return history
+
+
+def _check_inputs(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequence,
+                  val_clips: Sequence[ClipFeatures], val_labels: Sequence, patience: int, plateau_patience: int) -> None:
+    if len(train_clips) != len(train_labels) or len(val_clips) != len(val_labels):
+        raise ValueError("clips and labels differ in length")
+    if not train_clips or not val_clips:
+        raise ValueError("training needs at least one training and one validation clip")
+    if not 0 <= plateau_patience < patience:
+        raise ValueError(f"plateau_patience ({plateau_patience}) must be below patience ({patience}), "
+                         "or the learning rate never drops before training stops")
+    if model.config.label.kind == "regression":
+        for i, y in enumerate([*train_labels, *val_labels]):
+            if not np.isfinite(float(y)):
+                raise ValueError(f"regression label {i} is {y}: labels must be finite numbers")
+
+
+def _check_resumable(state_dir: str | Path, saved: dict[str, Any], wanted: dict[str, Any]) -> None:
+    differ = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+    if differ:
+        raise UserError(f"{Path(state_dir)}: cannot resume: the saved run differs in {', '.join(differ)} "
+                        "(train into a new folder, or remove this one to start afresh)")
+
+
+def epoch_line(record: dict[str, Any], metric: str, epochs: int, kind: str) -> str:
+    """One readable line about a finished epoch (see the module docstring)."""
+    val = record["val"]
+    shown = ("mae", "acc2_has0", "f1_has0", "corr") if kind == "regression" else ("accuracy", "f1_weighted")
+    scores = " ".join(f"{k} {val[k]:.4f}" for k in shown if isinstance(val.get(k), float))
+    return (f"epoch {record['epoch']:3d}/{epochs}  train loss {_terms(record['train_loss'], record['train_losses'])}"
+            f"  val loss {_terms(val['loss'], val.get('losses', {}))}  val {scores}  (selects on {metric})"
+            f"  lr {record['lr']:.1e}  {record['clips_per_s']:.0f} clips/s  {record['seconds']:.1f}s"
+            f"  at most {_clock(record['left_s'])} left")
+
+
+def _terms(total: float, terms: dict[str, float]) -> str:
+    aux = " ".join(f"{k} {v:.3f}" for k, v in terms.items() if k != "main")
+    return f"{total:.4f} (main {terms.get('main', float('nan')):.4f}; {aux})"
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -16,15 +16,22 @@ import functools
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sgdtam_pipe.extractors.base import Hook
 from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, MissingModality, TimedFeatures
+from sgdtam_pipe.extractors.transcript import Word
 from sgdtam_pipe.pipeline.cache import FeatureCache
 from sgdtam_pipe.pipeline.features import ExtractedClip, ExtractionSettings, extract_clip
+from sgdtam_pipe.pipeline.pools import DEFAULT_CLIP_TIMEOUT_S
+from sgdtam_pipe.pipeline.schema import seconds, versioned
 from sgdtam_pipe.pipeline.scoring import Checkpoint, SegmentScore, load_scorer
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,12 @@ class SegmentResult:
 
 @dataclass
 class Result:
-    """One analysed clip. ``to_json()`` is the documented output format."""
+    """One analysed clip. ``to_json()`` is the documented output format (``docs/output-format.md``).
+
+    ``words`` are the transcript's words with their times; ``features`` the
+    streams the segments were cut from (not in the JSON: see
+    :meth:`frames_dataframe`).
+    """
 
     source: str
     sha256: str
@@ -65,18 +77,49 @@ class Result:
     timings: dict[str, float]
     checkpoint: dict[str, Any]
     tracks: dict[str, list[list[float]]] = field(default_factory=dict)
+    words: tuple[Word, ...] = ()
+    features: ClipFeatures | None = field(default=None, repr=False)
+    warnings: list[str] = field(default_factory=list)  # what went wrong around the result (cache not written)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source, "sha256": self.sha256, "duration": round(self.duration, 3),
+        return versioned("analysis", {
+            "source": self.source, "sha256": self.sha256, "duration": seconds(self.duration),
             "overall": self.overall.to_json(),
-            "segments": [{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text, **s.score.to_json()}
+            "segments": [{"start": seconds(s.start), "end": seconds(s.end), "text": s.text, **s.score.to_json()}
                          for s in self.segments],
+            "words": [{"text": w.text, "start": seconds(w.start), "end": seconds(w.end),
+                       "probability": None if w.probability is None else round(w.probability, 3),
+                       "estimated": w.estimated} for w in self.words],
             "modalities": self.modalities,
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "checkpoint": self.checkpoint,
             "tracks": self.tracks,
-        }
+            "warnings": self.warnings,
+        })
+
+    def to_dataframe(self) -> "pd.DataFrame":
+        """The segments, indexed by ``(start, end)`` (see :mod:`pipeline.tables`)."""
+        from sgdtam_pipe.pipeline.tables import segments_table
+
+        return segments_table(self.to_json())
+
+    def words_dataframe(self) -> "pd.DataFrame":
+        """The transcript's words, indexed by ``(start, end)``."""
+        from sgdtam_pipe.pipeline.tables import words_table
+
+        return words_table(self.to_json())
+
+    def frames_dataframe(self) -> "pd.DataFrame":
+        """The audio and video rows the model saw, indexed by ``(modality, start, end)``."""
+        from sgdtam_pipe.pipeline.tables import frames_table
+
+        return frames_table(self.features)
+
+    def plot(self) -> "Figure":
+        """The timeline as a matplotlib figure (shown inline by a notebook; ``.savefig`` to keep it)."""
+        from sgdtam_pipe.pipeline.plot import timeline_figure
+
+        return timeline_figure(self.to_json())
 
 
 def segment_intervals(extracted: ExtractedClip, window: float) -> list[tuple[float, float, str]]:
@@ -90,15 +133,33 @@ def segment_intervals(extracted: ExtractedClip, window: float) -> list[tuple[flo
 
 
 def crop_clip(features: ClipFeatures, start: float, end: float) -> ClipFeatures:
-    """The clip restricted to ``[start, end)``; a modality without a real row there is missing."""
+    """The clip restricted to ``[start, end)``; a modality without a real row there is missing.
+
+    So is one whose extractor records a ``max_missing_share`` (the face
+    extractor) when more of the segment's rows than that share are unmeasured:
+    face presence is decided per segment, not once per clip.
+    """
     cropped = {}
     for name in MODALITIES:
         stream = features.modality(name)
         if isinstance(stream, TimedFeatures):
             part = stream.crop(start, end)
-            stream = part if part.mask.any() else MissingModality(f"no {name} rows in this segment", stream.identity)
+            reason = _absent_reason(part, name)
+            stream = part if reason is None else MissingModality(reason, stream.identity)
         cropped[name] = stream
     return ClipFeatures(features.clip, **cropped)
+
+
+def _absent_reason(part: TimedFeatures, name: str) -> str | None:
+    """Why a cropped stream counts as missing in its segment, ``None`` when it is present."""
+    if not part.mask.any():
+        return f"no {name} rows in this segment"
+    limit = part.identity.config.get("max_missing_share")
+    missing = 1.0 - float(part.mask.mean())
+    if limit is not None and missing > limit:
+        return (f"no face in {int((~part.mask).sum())} of {len(part)} frames of this segment ({missing:.0%}), "
+                f"more than max_missing_share={limit:g}")
+    return None
 
 
 def _modality_report(extracted: ExtractedClip) -> dict[str, dict[str, Any]]:
@@ -112,6 +173,8 @@ def _modality_report(extracted: ExtractedClip) -> dict[str, dict[str, Any]]:
         else:
             entry.update(reason=stream.reason, extractor=stream.identity.to_json() if stream.identity else None)
         report[name] = entry
+    if extracted.info.audio_choice:
+        report["audio"]["stream"] = extracted.info.audio_choice
     if extracted.transcript is not None:
         report["text"]["transcript"] = extracted.transcript.text
         report["text"]["transcript_source"] = extracted.transcript.source
@@ -122,12 +185,12 @@ def _tracks(features: ClipFeatures) -> dict[str, list[list[float]]]:
     """Face presence and voice loudness over time, for the timeline plot."""
     tracks: dict[str, list[list[float]]] = {}
     if isinstance(features.video, TimedFeatures):
-        tracks["face"] = [[round(float(t), 3), float(m)] for t, m in zip(features.video.start, features.video.mask)]
+        tracks["face"] = [[seconds(t), float(m)] for t, m in zip(features.video.start, features.video.mask)]
     if isinstance(features.audio, TimedFeatures):
         audio = features.audio
         column = _loudness_column(audio.names)
         values = audio.values[:, column] if column is not None else np.abs(audio.values).mean(axis=1)
-        tracks["voice"] = [[round(float(t), 3), round(float(v), 4)] for t, v in zip(audio.start, values)]
+        tracks["voice"] = [[seconds(t), round(float(v), 4)] for t, v in zip(audio.start, values)]
     return tracks
 
 
@@ -151,22 +214,33 @@ def analyze(path: str | Path, options: AnalyzeOptions = AnalyzeOptions(), *, hoo
         hook("model", {})
     if scorer is None:
         started = time.perf_counter()
-        scorer = load_scorer(options.checkpoint)
+        scorer = load_scorer(options.checkpoint, options.device)
         extracted.timings["model_load"] = time.perf_counter() - started
     started = time.perf_counter()
-    scorer.check(extracted.features)
+    features = scorer.check(extracted.features)
     intervals = segment_intervals(extracted, options.window_seconds)
-    scores = scorer.score([crop_clip(extracted.features, start, end) for start, end, _ in intervals])
+    scores = scorer.score([crop_clip(features, start, end) for start, end, _ in intervals])
     segments = [SegmentResult(start, end, text, score) for (start, end, text), score in zip(intervals, scores)]
     overall = scorer.combine([s.score for s in segments], [s.end - s.start for s in segments])
     extracted.timings["model"] = time.perf_counter() - started
     return Result(str(path), extracted.features.clip.sha256, extracted.info.duration, overall, segments,
-                  _modality_report(extracted), extracted.timings, scorer.describe(), _tracks(extracted.features))
+                  _modality_report(extracted), extracted.timings, scorer.describe(), _tracks(extracted.features),
+                  extracted.transcript.words if extracted.transcript is not None else (), extracted.features,
+                  [cache.unwritten] if cache is not None and cache.unwritten else [])
 
 
-def batch_job(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> dict[str, Any]:
+def result_settings(options: AnalyzeOptions) -> dict[str, Any]:
+    """The options that change a clip's result, as JSON (paths absolute); runtime ones left out."""
+    runtime = {"cache_dir", "use_cache", "device"}
+    return {f.name: str(Path(value).resolve()) if isinstance(value := getattr(options, f.name), Path) else value
+            for f in fields(options) if f.name not in runtime}
+
+
+def batch_job(path: str, options: AnalyzeOptions = AnalyzeOptions(), report_dir: str | None = None) -> dict[str, Any]:
     """One batch clip: flat summary columns for the results table, the full analysis under ``analysis``.
 
+    With ``report_dir``, the clip's HTML report is written there and ``report``
+    is its path relative to the folder above (where the batch index lives).
     Top level, so worker processes can import it.
     """
     from sgdtam_pipe.extractors.media import MediaError
@@ -181,20 +255,50 @@ def batch_job(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> dict[str
     overall = analysis["overall"]
     row: dict[str, Any] = {"duration": analysis["duration"], "score": overall["score"],
                            "polarity": overall["polarity"], "confidence": overall["confidence"],
-                           "route": overall["route"], "segments": len(analysis["segments"])}
+                           "route": overall["route"], "pattern": overall["pattern"],
+                           "validated": overall["validated"], "segments": len(analysis["segments"])}
     for name, entry in analysis["modalities"].items():
         row[name] = "observed" if entry["present"] else f"missing: {entry['reason']}"
+    if report_dir is not None:
+        row["report"] = _batch_report(result, Path(report_dir))
     row["analysis"] = analysis
     return row
 
 
+def _batch_report(result: Result, folder: Path) -> str:
+    from sgdtam_pipe.extractors.errors import UserError
+    from sgdtam_pipe.extractors.media import MediaError
+    from sgdtam_pipe.pipeline.errors import StageError
+    from sgdtam_pipe.pipeline.html_report import write_html_report
+
+    name = f"{Path(result.source).stem}-{result.sha256[:10]}.html"
+    try:
+        write_html_report(result.to_json(), folder / name)
+    except (MediaError, UserError) as exc:
+        raise StageError("report", str(exc)) from None
+    return f"{folder.name}/{name}"
+
+
 def batch(folder: str | Path, out_dir: str | Path, options: AnalyzeOptions = AnalyzeOptions(), *,
           workers: int = 1, scheduler: str | None = None, hook: Hook | None = None,
-          retry_failed: bool = True):
-    """Analyse every media file under ``folder``; see :func:`pipeline.batch.run_batch`."""
+          retry_failed: bool = True, html: bool = False, timeout: float | None = DEFAULT_CLIP_TIMEOUT_S,
+          fresh_state: bool = False):
+    """Analyse every media file under ``folder``; see :func:`pipeline.batch.run_batch`.
+
+    ``html`` writes each analysed clip's report to ``out_dir/reports/`` and
+    ``out_dir/index.html`` linking them (clips done by an earlier run without
+    ``html`` keep no report). The options that shape results
+    (:func:`result_settings`) are recorded with the run.
+    """
     from sgdtam_pipe.pipeline.batch import run_batch
 
-    job = functools.partial(batch_job, options=options)
-    return run_batch(Path(folder), out_dir=Path(out_dir), job=job, workers=workers, scheduler=scheduler,
-                     hook=hook, retry_failed=retry_failed)
+    out_dir = Path(out_dir)
+    job = functools.partial(batch_job, options=options, report_dir=str(out_dir / "reports") if html else None)
+    summary = run_batch(Path(folder), out_dir=out_dir, job=job, workers=workers, scheduler=scheduler,
+                        hook=hook, retry_failed=retry_failed, timeout=timeout, settings=result_settings(options),
+                        fresh_state=fresh_state)
+    if html:
+        from sgdtam_pipe.pipeline.html_index import write_index
 
+        write_index(out_dir, summary.results_jsonl)
+    return summary

@@ -12,18 +12,25 @@ the run is killed), so clips left ``running`` by a dead run are re-queued.
 A job is a picklable top-level callable ``job(path: str) -> dict`` returning
 a JSON-serialisable result. It raises :class:`~pipeline.errors.StageError`
 to say where a clip failed; a :class:`~extractors.media.MediaError` counts as
-stage ``media`` and any other exception as stage ``unknown``. A worker process
-that dies (a crash in native code, the OOM killer) breaks the local pool: the
-pool is replaced, the clips that were in flight are retried one at a time,
-and the one that kills its worker again is recorded as failed in stage
-``worker``.
+stage ``media`` and any other exception as stage ``unknown``. Clips run in
+worker processes (:mod:`pipeline.pools`), ``workers=1`` included, so a clip
+that runs past the per-clip ``timeout`` (``DEFAULT_CLIP_TIMEOUT_S``) is
+stopped and recorded as failed in stage ``timeout`` while the run goes on. A
+clip whose worker process dies (a crash in native code, the OOM killer) is
+retried alone; when it kills its worker again it is recorded as failed in
+stage ``worker``. A lost Dask scheduler ends the run with :class:`PoolLost`,
+its clips back to pending.
+
+The settings that shape the results (``settings``) are recorded with the
+state; a later run into the same folder with other settings is refused
+(:class:`SettingsChanged`), since "skipped" would keep results made the old
+way. ``fresh_state`` sets the old state aside (``run.sqlite.<UTC time>``)
+and starts anew: the way on from a damaged state file too.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import fcntl
 import importlib
 import io
 import json
@@ -31,25 +38,33 @@ import math
 import os
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, CancelledError, Executor, Future
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, CancelledError, Future
 from concurrent.futures import wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+
+from filelock import FileLock, Timeout
 
 from sgdtam_pipe.extractors.base import Hook
+from sgdtam_pipe.extractors.errors import UserError
 from sgdtam_pipe.extractors.media import MEDIA_EXTENSIONS, MediaError
 from sgdtam_pipe.extractors.records_io import atomic_write_bytes, atomic_write_json
 from sgdtam_pipe.extractors.timeline import file_sha256
 from sgdtam_pipe.pipeline.errors import StageError
-from sgdtam_pipe.pipeline.pools import InProcessPool, LocalPool, WorkerPool
-from sgdtam_pipe.pipeline.runstate import RunState
+from sgdtam_pipe.pipeline.pools import DEFAULT_CLIP_TIMEOUT_S, ClipTimeout, LocalPool, WorkerPool
+from sgdtam_pipe.pipeline.runstate import DamagedState, RunState
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Job = Callable[[str], Mapping[str, Any]]
 STATE_FILE = "run.sqlite"
 LOCK_FILE = "run.lock"
 RESULTS_CSV = "results.csv"
+RESULTS_PARQUET = "results.parquet"
+DETAIL_KEY = "analysis"  # a result's full analysis: kept whole in the JSONL, left out of the flat tables
 RESULTS_JSONL = "results.jsonl"
 SUMMARY_JSON = "summary.json"
 EXPORT_EVERY_S = 10.0
@@ -59,6 +74,14 @@ _BASE_COLUMNS: tuple[str, ...] = ("path", "status", "stage", "reason", "sha256",
 
 class BatchBusy(RuntimeError):
     """Another batch run holds the output folder."""
+
+
+class SettingsChanged(UserError):
+    """The output folder holds results made with other settings."""
+
+
+class PoolLost(RuntimeError):
+    """The pool as a whole went away mid-run (a Dask scheduler lost); its clips are pending again."""
 
 
 # --- finding media -------------------------------------------------------------------
@@ -97,10 +120,10 @@ def scan_media(root: str | Path) -> MediaScan:
     root = Path(root).absolute()
     if root.is_file():
         if root.suffix.lower() not in MEDIA_EXTENSIONS:
-            raise ValueError(f"{root}: not a media file (unknown extension {root.suffix!r})")
+            raise UserError(f"{root}: not a media file (unknown extension {root.suffix!r})")
         return MediaScan((root,), ())
     if not root.is_dir():
-        raise ValueError(f"{root}: no such folder")
+        raise UserError(f"{root}: no such folder")
     media: list[Path] = []
     problems: list[ScanProblem] = []
     seen: set[tuple[int, int]] = set()
@@ -209,25 +232,25 @@ def load_job(spec: str) -> Job:
     """The callable named by ``"package.module:function"``."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
-        raise ValueError(f"job must be given as 'module:function', got {spec!r}")
+        raise UserError(f"job must be given as 'module:function', got {spec!r}")
     try:
         job = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot load job {spec!r}: {exc}") from exc
+        raise UserError(f"cannot load job {spec!r}: {exc}") from exc
     if not callable(job):
-        raise ValueError(f"job {spec!r} is not callable")
+        raise UserError(f"job {spec!r} is not callable")
     return job
 
 
-def open_pool(workers: int, scheduler: str | None) -> WorkerPool:
-    """A Dask pool when ``scheduler`` is given, else local processes, else this process."""
+def open_pool(workers: int, scheduler: str | None, timeout: float | None = None) -> WorkerPool:
+    """A Dask pool when ``scheduler`` is given, else ``workers`` local processes; ``timeout`` per call."""
     if scheduler:
         from sgdtam_pipe.pipeline.cluster import DaskPool
 
-        return DaskPool(scheduler)
+        return DaskPool(scheduler, timeout=timeout)
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    return InProcessPool() if workers == 1 else LocalPool(workers)
+    return LocalPool(workers, timeout)
 
 
 # --- the run -------------------------------------------------------------------------
@@ -248,23 +271,30 @@ class BatchSummary:
     results_jsonl: Path
 
     def to_json(self) -> dict[str, Any]:
-        return {"out_dir": str(self.out_dir), "found": self.found, "skipped": self.skipped,
-                "processed": self.processed, "counts": dict(self.counts), "interrupted": self.interrupted,
-                "seconds": self.seconds, "results_csv": str(self.results_csv),
-                "results_jsonl": str(self.results_jsonl),
-                "problems": [{"path": p.path, "reason": p.reason} for p in self.problems]}
+        from sgdtam_pipe.pipeline.schema import versioned
+
+        return versioned("batch-summary", {
+            "out_dir": str(self.out_dir), "found": self.found, "skipped": self.skipped,
+            "processed": self.processed, "counts": dict(self.counts), "interrupted": self.interrupted,
+            "seconds": round(self.seconds, 3), "results_csv": str(self.results_csv),
+            "results_parquet": str(self.results_csv.with_name(RESULTS_PARQUET)),
+            "results_jsonl": str(self.results_jsonl),
+            "problems": [{"path": p.path, "reason": p.reason} for p in self.problems]})
 
 
 def run_batch(root: str | Path, *, out_dir: str | Path, job: Job, workers: int = 1,
               scheduler: str | None = None, hook: Hook | None = None,
-              retry_failed: bool = True) -> BatchSummary:
+              retry_failed: bool = True, timeout: float | None = DEFAULT_CLIP_TIMEOUT_S,
+              settings: Mapping[str, Any] | None = None, fresh_state: bool = False) -> BatchSummary:
     """Run ``job`` on every media file under ``root``; resumable through ``out_dir``.
 
     Clips already done (and unchanged since) are skipped; failed ones are
-    retried unless ``retry_failed`` is False. ``workers=1`` runs in this
-    process; more uses that many spawned processes; ``scheduler`` (a Dask
+    retried unless ``retry_failed`` is False. ``workers`` spawned processes
+    run the clips; ``scheduler`` (a Dask
     address such as ``"tcp://host:8786"``) sends the clips to a Dask cluster
     whose workers have this package installed and see the same paths.
+    ``timeout``: seconds per clip (``None``: no limit). ``settings`` and
+    ``fresh_state``: see the module doc.
     ``hook`` receives ``("scan", {"found", "problems"})``, then
     ``("clip", {"done", "total", "path", "status", "skipped"})`` per clip.
     Ctrl-C stops the run cleanly: clips in flight go back to pending, the
@@ -277,17 +307,54 @@ def run_batch(root: str | Path, *, out_dir: str | Path, job: Job, workers: int =
     scan = scan_media(root)
     if hook:
         hook("scan", {"found": len(scan.media), "problems": len(scan.problems)})
-    with _exclusive(out_dir), RunState(out_dir / STATE_FILE) as state:
-        state.requeue("running")  # left by a run that was killed; we hold the folder now
-        todo = _plan(state, scan, retry_failed=retry_failed)
-        skipped = len(scan.media) - len(todo)
-        progress = _Progress(state, out_dir, hook, total=len(todo), skipped=skipped)
-        interrupted = bool(todo) and _drive(open_pool(workers, scheduler), job, todo, progress)
-        csv_path, jsonl_path = write_results(state, out_dir)
-        summary = BatchSummary(out_dir, len(scan.media), skipped, progress.done, state.counts(), scan.problems,
-                               interrupted, time.perf_counter() - began, csv_path, jsonl_path)
+    with _exclusive(out_dir):
+        if fresh_state:
+            _set_aside(out_dir / STATE_FILE)
+        with _open_state(out_dir) as state:
+            _check_settings(state, settings)
+            state.requeue("running")  # left by a run that was killed; we hold the folder now
+            todo = _plan(state, scan, retry_failed=retry_failed)
+            skipped = len(scan.media) - len(todo)
+            progress = _Progress(state, out_dir, hook, total=len(todo), skipped=skipped)
+            try:
+                interrupted = bool(todo) and _drive(open_pool(workers, scheduler, timeout), job, todo, progress)
+            finally:  # a lost pool too leaves complete tables
+                csv_path, jsonl_path = write_results(state, out_dir)
+            summary = BatchSummary(out_dir, len(scan.media), skipped, progress.done, state.counts(), scan.problems,
+                                   interrupted, time.perf_counter() - began, csv_path, jsonl_path)
         atomic_write_json(out_dir / SUMMARY_JSON, summary.to_json())
     return summary
+
+
+def _open_state(out_dir: Path) -> RunState:
+    try:
+        return RunState(out_dir / STATE_FILE)
+    except DamagedState as exc:
+        raise DamagedState(f"{exc}; rerun with --fresh-state to start a new state "
+                           f"(the damaged file is kept as {STATE_FILE}.<time>)") from None
+
+
+def _set_aside(state_file: Path) -> None:
+    """Move a state file (and its WAL files) to ``<name>.<UTC time>``, keeping it for inspection."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for suffix in ("", "-wal", "-shm"):
+        path = state_file.with_name(state_file.name + suffix)
+        if path.exists():
+            os.replace(path, state_file.with_name(f"{state_file.name}.{stamp}{suffix}"))
+
+
+def _check_settings(state: RunState, settings: Mapping[str, Any] | None) -> None:
+    """Record ``settings`` with a new state; refuse ones that differ from those recorded."""
+    if settings is None:
+        return
+    wanted = json.loads(json.dumps(settings, sort_keys=True, default=str))
+    recorded = state.settings()
+    if recorded is not None and recorded != wanted:
+        changed = sorted(k for k in recorded.keys() | wanted.keys() if recorded.get(k) != wanted.get(k))
+        detail = ", ".join(f"{k}: {recorded.get(k)!r} then, {wanted.get(k)!r} now" for k in changed)
+        raise SettingsChanged(f"{state.db_path.parent}: holds results made with other settings ({detail}); "
+                              "give another --out, or --fresh-state to start over (the old state is kept)")
+    state.record_settings(wanted)
 
 
 def _plan(state: RunState, scan: MediaScan, *, retry_failed: bool) -> list[str]:
@@ -335,28 +402,30 @@ class _Progress:
 def _drive(pool: WorkerPool, job: Job, todo: list[str], progress: _Progress) -> bool:
     """Keep the pool fed until every clip has an outcome; returns True when interrupted.
 
-    At most two calls per slot are in flight, so an interrupt has little to
-    cancel. Clips in flight when the pool broke are retried alone ("solo").
+    At most ``pool.depth`` calls per slot are in flight, so an interrupt has
+    little to cancel. A clip whose worker died is retried alone ("solo").
+    Raises :class:`PoolLost` when the pool as a whole goes away.
     """
     queue, solo = deque(todo), deque()
-    inflight: dict[Future, tuple[str, bool, Executor]] = {}
+    inflight: dict[Future, tuple[str, bool]] = {}
     try:
         while queue or solo or inflight:
             _feed(pool, job, queue, solo, inflight, progress.state)
             finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for future in finished:
-                path, alone, executor = inflight.pop(future)
-                broke = not future.cancelled() and isinstance(future.exception(), BrokenExecutor)
-                if broke and executor is pool.executor:
-                    pool.renew()
+                path, alone = inflight.pop(future)
+                if (future.cancelled() or future.exception() is not None) and (lost := pool.lost()):
+                    raise PoolLost(f"{lost} mid-run; its clips are pending again: run the batch again to resume")
                 outcome = _outcome(future, path, alone)
-                if outcome is None:  # the pool broke under this clip or beside it
+                if outcome is None:  # the worker died under this clip
                     solo.append(path)
                     continue
                 progress.record(outcome)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, PoolLost) as exc:
         pool.close(cancel=True)
         progress.state.requeue("running")  # every running clip is ours: we hold the folder's lock
+        if isinstance(exc, PoolLost):
+            raise
         return True
     except BaseException:
         pool.close(cancel=True)  # no orphaned workers when the hook or the state fails
@@ -366,23 +435,25 @@ def _drive(pool: WorkerPool, job: Job, todo: list[str], progress: _Progress) -> 
 
 
 def _feed(pool: WorkerPool, job: Job, queue: deque, solo: deque,
-          inflight: dict[Future, tuple[str, bool, Executor]], state: RunState) -> None:
+          inflight: dict[Future, tuple[str, bool]], state: RunState) -> None:
     if solo:
         if not inflight:
             path = solo.popleft()
             state.mark_running(path)
-            inflight[pool.executor.submit(run_clip, job, path)] = (path, True, pool.executor)
+            inflight[pool.submit(run_clip, job, path)] = (path, True)
         return
-    while queue and len(inflight) < 2 * pool.slots:
+    while queue and len(inflight) < pool.depth * pool.slots:
         path = queue.popleft()
         state.mark_running(path)
-        inflight[pool.executor.submit(run_clip, job, path)] = (path, False, pool.executor)
+        inflight[pool.submit(run_clip, job, path)] = (path, False)
 
 
 def _outcome(future: Future, path: str, alone: bool) -> ClipOutcome | None:
-    """The clip's outcome; ``None`` when a broken pool took it and it deserves a solo retry."""
+    """The clip's outcome; ``None`` when its worker died and it deserves a solo retry."""
     try:
         return future.result()
+    except ClipTimeout as exc:
+        return ClipOutcome(path, "failed", stage="timeout", reason=str(exc))
     except BrokenExecutor:
         if not alone:
             return None
@@ -397,57 +468,75 @@ def _outcome(future: Future, path: str, alone: bool) -> ClipOutcome | None:
 @contextlib.contextmanager
 def _exclusive(out_dir: Path) -> Iterator[None]:
     """Hold ``out_dir/run.lock`` for the run; the OS drops it if the process dies."""
-    with open(out_dir / LOCK_FILE, "a+b") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BatchBusy(f"{out_dir}: another batch run is using this output folder") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = FileLock(out_dir / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise BatchBusy(f"{out_dir}: another batch run is using this output folder") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 # --- results tables ------------------------------------------------------------------
 
 def write_results(state: RunState, out_dir: str | Path) -> tuple[Path, Path]:
-    """Regenerate ``results.csv`` and ``results.jsonl`` from the state, each replaced atomically.
+    """Regenerate ``results.jsonl``, ``results.csv`` and ``results.parquet`` from the state, each
+    replaced atomically; returns the CSV's and the JSONL's paths.
 
-    One row per clip in every status. CSV columns: path, status, stage,
-    reason, sha256, seconds, updated (ISO 8601 UTC), then the union of the
-    results' keys (nested values as JSON; a key that clashes with a base
-    column becomes ``result.<key>``). Each JSONL line nests the result whole.
+    One row per clip in every status. Each JSONL line is a versioned
+    ``batch-record`` (``schemas/output.schema.json``) nesting the result whole.
+    The CSV and Parquet tables are flat, one column per field: path, status,
+    stage, reason, sha256, seconds, updated (ISO 8601 UTC), then the result's
+    fields (nested mappings as ``outer.inner`` columns, lists of scalars joined
+    with ``+``; the full ``analysis`` and lists of records stay in the JSONL
+    only). A result key that clashes with a base column becomes ``result.<key>``.
     """
+    import pandas as pd
+
+    from sgdtam_pipe.pipeline.schema import versioned
+
     out_dir = Path(out_dir)
     rows = state.rows()
-    records = [{"path": r.path, "status": r.status, "stage": r.stage, "reason": r.reason, "sha256": r.sha256,
-                "seconds": None if r.seconds is None else round(r.seconds, 3),
-                "updated": datetime.fromtimestamp(r.updated, timezone.utc).isoformat(timespec="seconds"),
-                "result": r.result} for r in rows]
-    keys = sorted({key for r in rows if r.result for key in r.result})
-    columns = list(_BASE_COLUMNS) + [f"result.{k}" if k in _BASE_COLUMNS else k for k in keys]
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(columns)
-    for record in records:
-        result = record["result"] or {}
-        writer.writerow([_cell(record[c]) for c in _BASE_COLUMNS] + [_cell(result.get(k)) for k in keys])
+    records = [versioned("batch-record", {
+        "path": r.path, "status": r.status, "stage": r.stage, "reason": r.reason, "sha256": r.sha256,
+        "seconds": None if r.seconds is None else round(r.seconds, 3),
+        "updated": datetime.fromtimestamp(r.updated, timezone.utc).isoformat(timespec="seconds"),
+        "result": r.result}) for r in rows]
+    flat = [{**{c: record[c] for c in _BASE_COLUMNS}, **_flat_result(record["result"])} for record in records]
+    table = _arrow_safe(pd.DataFrame(flat, columns=_columns(flat)))
+    parquet = io.BytesIO()
+    table.to_parquet(parquet, index=False)
     jsonl = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
     csv_path, jsonl_path = out_dir / RESULTS_CSV, out_dir / RESULTS_JSONL
-    atomic_write_bytes(csv_path, text.getvalue().encode("utf-8"))
+    atomic_write_bytes(csv_path, table.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    atomic_write_bytes(out_dir / RESULTS_PARQUET, parquet.getvalue())
     atomic_write_bytes(jsonl_path, jsonl.encode("utf-8"))
     return csv_path, jsonl_path
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    if isinstance(value, float) and not math.isfinite(value):
-        return ""
-    return str(value)
+def _flat_result(result: Mapping[str, Any] | None) -> dict[str, Any]:
+    from sgdtam_pipe.pipeline.tables import flatten
+
+    kept = {k: v for k, v in (result or {}).items() if k != DETAIL_KEY}
+    return {f"result.{k}" if k in _BASE_COLUMNS else k: v for k, v in flatten(kept).items()}
 
 
-__all__ = ["BatchBusy", "BatchSummary", "ClipOutcome", "MediaScan", "ScanProblem", "WorkerPool",
+def _columns(flat: list[dict[str, Any]]) -> list[str]:
+    extra = sorted({key for row in flat for key in row} - set(_BASE_COLUMNS))
+    return list(_BASE_COLUMNS) + extra
+
+
+def _arrow_safe(table: "pd.DataFrame") -> "pd.DataFrame":
+    """Columns whose values mix types (jobs may differ per clip) become text; non-finite numbers empty."""
+    for column in table.columns:
+        kinds = {type(v) for v in table[column] if v is not None and v == v}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            table[column] = [None if v is None or v != v else str(v) for v in table[column]]
+    return table.replace([math.inf, -math.inf], None)
+
+
+__all__ = ["BatchBusy", "BatchSummary", "ClipOutcome", "DEFAULT_CLIP_TIMEOUT_S", "MediaScan", "PoolLost",
+           "ScanProblem", "SettingsChanged", "WorkerPool",
            "find_media", "load_job", "open_pool", "run_batch", "run_clip", "scan_media", "write_results"]

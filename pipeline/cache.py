@@ -14,7 +14,6 @@ that extractor's key, so only that modality is recomputed.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -23,6 +22,8 @@ import shutil
 import time
 from pathlib import Path
 from typing import Any, Iterator
+
+from filelock import FileLock
 
 from sgdtam_pipe.extractors.records_io import atomic_write_bytes, result_from_bytes, result_to_bytes
 from sgdtam_pipe.extractors.timeline import ContractError, ExtractorIdentity, ModalityResult
@@ -44,13 +45,14 @@ def default_cache_dir() -> Path:
 class FeatureCache:
     """Feature streams and JSON artefacts keyed by media SHA-256 and extractor identity.
 
-    Safe to share between processes on one machine: writers take an exclusive
-    lock on the clip's folder and readers a shared one, and every file is
-    replaced atomically.
+    Safe to share between processes on one machine: readers and writers take
+    a lock on the clip's folder (``filelock``: ``flock`` on POSIX, ``msvcrt``
+    on Windows), and every file is replaced atomically.
     """
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self.unwritten: str | None = None  # why the first write that failed (read-only, full disk) failed
 
     # --- modality results -------------------------------------------------------
 
@@ -65,8 +67,8 @@ class FeatureCache:
             self._discard(self._stem(sha256, identity), ".npz")
             return None
 
-    def put(self, sha256: str, identity: ExtractorIdentity, result: ModalityResult) -> Path:
-        """Store ``result``; returns the payload's path."""
+    def put(self, sha256: str, identity: ExtractorIdentity, result: ModalityResult) -> Path | None:
+        """Store ``result``; returns the payload's path, ``None`` when it could not be written."""
         return self._write(self._stem(sha256, identity), ".npz", identity, result_to_bytes(result))
 
     # --- JSON artefacts ----------------------------------------------------------
@@ -83,7 +85,7 @@ class FeatureCache:
             self._discard(self._stem(sha256, identity), suffix)
             return None
 
-    def put_json(self, sha256: str, identity: ExtractorIdentity, kind: str, data: Any) -> Path:
+    def put_json(self, sha256: str, identity: ExtractorIdentity, kind: str, data: Any) -> Path | None:
         payload = json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")
         return self._write(self._stem(sha256, identity), _json_suffix(kind), identity, payload)
 
@@ -147,15 +149,20 @@ class FeatureCache:
             return None
         return payload
 
-    def _write(self, stem: Path, suffix: str, identity: ExtractorIdentity, payload: bytes) -> Path:
+    def _write(self, stem: Path, suffix: str, identity: ExtractorIdentity, payload: bytes) -> Path | None:
+        """Write an entry; a failure (read-only or full disk) is noted in ``unwritten``, not raised."""
         payload_path = stem.with_name(stem.name + suffix)
         record = {"format": RECORD_FORMAT, "identity": _canonical(identity), "created": time.time(),
                   "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(stem.parent, exclusive=True):
-            atomic_write_bytes(payload_path, payload)
-            atomic_write_bytes(stem.with_name(stem.name + suffix + RECORD_SUFFIX),
-                               json.dumps(record, sort_keys=True).encode("utf-8"))
+        try:
+            stem.parent.mkdir(parents=True, exist_ok=True)
+            with _locked(stem.parent, exclusive=True):
+                atomic_write_bytes(payload_path, payload)
+                atomic_write_bytes(stem.with_name(stem.name + suffix + RECORD_SUFFIX),
+                                   json.dumps(record, sort_keys=True).encode("utf-8"))
+        except OSError as exc:  # a payload left without its record counts as absent
+            self.unwritten = self.unwritten or f"feature cache not written ({self.root}: {exc.strerror or exc})"
+            return None
         return payload_path
 
     def _discard(self, stem: Path, suffix: str) -> None:
@@ -195,7 +202,8 @@ def _record_name(path: Path) -> str | None:
 
 @contextlib.contextmanager
 def _locked(folder: Path, *, exclusive: bool) -> Iterator[None]:
-    """An advisory lock on ``folder/.lock`` (shared for readers, exclusive for writers).
+    """A lock on ``folder/.lock`` for the length of one read or write (reads are short, so
+    readers take it too rather than a separate shared lock).
 
     A reader of a cache it cannot write (a read-only shared copy) reads without one.
     """
@@ -203,9 +211,5 @@ def _locked(folder: Path, *, exclusive: bool) -> Iterator[None]:
         yield
         return
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(folder / ".lock"):
+        yield

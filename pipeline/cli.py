@@ -2,7 +2,8 @@
 
 Heavy imports live inside the callbacks so ``--help`` stays fast. User errors
 (bad media, a missing extra, a broken record) become one line on stderr and
-exit code 2, never a traceback.
+exit code 2, never a traceback. Any other error is a bug: one line and exit
+code 1, or its traceback with ``sgdtam-pipe --debug``.
 """
 
 from __future__ import annotations
@@ -22,30 +23,50 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 USER_ERROR_EXIT = 2
+INTERNAL_ERROR_EXIT = 1
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from sgdtam_pipe.extractors.base import MissingExtra
+    from sgdtam_pipe.extractors.errors import UserError
     from sgdtam_pipe.extractors.media import MediaError
     from sgdtam_pipe.extractors.timeline import ContractError
-    from sgdtam_pipe.pipeline.batch import BatchBusy
+    from sgdtam_pipe.pipeline.batch import BatchBusy, PoolLost
     from sgdtam_pipe.pipeline.errors import StageError
 
-    return (MediaError, MissingExtra, ContractError, StageError, BatchBusy, FileNotFoundError, ValueError)
+    return (UserError, MediaError, MissingExtra, ContractError, StageError, BatchBusy, PoolLost,
+            FileNotFoundError, ConnectionError)
 
 
 def reports_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the errors a user can fix into one line on stderr and exit code 2."""
+    """Turn the errors a user can fix into one line on stderr and exit code 2, other errors into one
+    line and exit code 1 (with ``--debug``, every error keeps its traceback)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if click.get_current_context().find_root().params.get("debug"):
+            return command(*args, **kwargs)
         try:
             return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except _user_errors() as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(USER_ERROR_EXIT)
+        except Exception as exc:
+            detail = " ".join(str(exc).split())[:300]
+            click.echo(f"internal error: {type(exc).__name__}: {detail} (a bug: rerun with --debug for the "
+                       "traceback and report it)", err=True)
+            sys.exit(INTERNAL_ERROR_EXIT)
 
     return wrapper
+
+
+def _timeout_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    from sgdtam_pipe.pipeline.pools import DEFAULT_CLIP_TIMEOUT_S
+
+    return click.option("--timeout", type=click.FloatRange(0), default=DEFAULT_CLIP_TIMEOUT_S, show_default=True,
+                        help="Seconds one clip may take before it is stopped (0: no limit).")(command)
 
 
 class StageProgress:
@@ -70,6 +91,9 @@ cache_dir_option = click.option("--cache-dir", type=click.Path(file_okay=False, 
                                 help="Feature cache folder (default: the user cache dir, or $SGDTAM_CACHE_DIR).")
 checkpoint_option = click.option("--checkpoint", type=click.Path(exists=True, path_type=Path),
                                  help="Checkpoint folder (default: the starter checkpoint shipped in the package).")
+device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                             help="Where Whisper, the text encoder and SG-DTAM run; auto takes a GPU when one is "
+                                  "visible ('sgdtam-pipe doctor' says what it finds).")
 audio_option = click.option("--audio-backend", type=click.Choice(["opensmile", "librosa"]), default="opensmile",
                             show_default=True, help="Acoustic features; librosa is the licence-clean choice.")
 
@@ -104,7 +128,8 @@ def speech_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sgdtam-pipe")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an error instead of one line.")
+def main(debug: bool) -> None:
     """Sentiment over time from raw video: timed text, audio and face features, SG-DTAM."""
 
 
@@ -112,67 +137,105 @@ def main() -> None:
 @click.argument("clip", type=click.Path(path_type=Path))
 @click.option("--json", "json_out", type=click.Path(allow_dash=True), help="Write the result as JSON ('-' for stdout).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Draw a timeline PNG.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write an interactive report: one self-contained HTML file that plays the clip offline with "
+                   "its sentiment, words and modalities in step (at most 5 MB per minute of clip).")
+@click.option("--export", "export_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the segments, words and frames tables to this folder as CSV and Parquet.")
 @click.option("--transcript", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Sidecar transcript (.srt, .vtt, .json, .txt); default: one next to the clip, else speech recognition.")
-@click.option("--fps", type=float, default=15.0, show_default=True, help="Face sampling rate (frames per second).")
+@click.option("--fps", type=click.FloatRange(0, min_open=True), default=15.0, show_default=True,
+              help="Face sampling rate (frames per second).")
 @audio_option
 @checkpoint_option
 @cache_dir_option
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the feature cache.")
+@device_option
+@_timeout_option
 @reports_user_errors
 @speech_options
-def analyze(clip: Path, json_out: str | None, plot: Path | None, transcript: Path | None,
-            speech: dict[str, Any], fps: float, audio_backend: str, checkpoint: Path | None,
-            cache_dir: Path | None, no_cache: bool) -> None:
-    """Sentiment of CLIP overall and per segment, with the modalities observed and generated."""
+def analyze(clip: Path, json_out: str | None, plot: Path | None, html_out: Path | None, export_dir: Path | None,
+            transcript: Path | None, speech: dict[str, Any], fps: float, audio_backend: str,
+            checkpoint: Path | None, cache_dir: Path | None, no_cache: bool, device: str, timeout: float) -> None:
+    """Sentiment of CLIP overall and per segment, with the modalities observed and generated.
+
+    Past --timeout a watchdog ends the command with one line on stderr (exit status 137).
+    """
     from sgdtam_pipe.pipeline.analyze import AnalyzeOptions, analyze as run_analyze
     from sgdtam_pipe.pipeline.report import summary_text
+    from sgdtam_pipe.pipeline.watchdog import Watchdog
 
+    if timeout:
+        click.get_current_context().with_resource(Watchdog(timeout, f"error: {clip}: timed out after {timeout:g} s "
+                                                                    "(--timeout SECONDS raises the limit)"))
     options = AnalyzeOptions(audio_backend=audio_backend, fps=fps, transcript=transcript, **speech,
-                             checkpoint=checkpoint, cache_dir=cache_dir, use_cache=not no_cache)
+                             checkpoint=checkpoint, cache_dir=cache_dir, use_cache=not no_cache, device=device)
     result = run_analyze(clip, options, hook=_progress())
-    if json_out == "-":
-        click.echo(json.dumps(result.to_json(), indent=2))
-    else:
-        click.echo(summary_text(result))
-        if json_out:
-            from sgdtam_pipe.extractors.records_io import atomic_write_json
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    written = []  # files first, so a failure in the summary cannot cost them
+    if json_out and json_out != "-":
+        from sgdtam_pipe.extractors.records_io import atomic_write_json
 
-            atomic_write_json(json_out, result.to_json())
-            click.echo(f"JSON written to {json_out}")
+        atomic_write_json(json_out, result.to_json())
+        written.append(f"JSON written to {json_out}")
     if plot:
         from sgdtam_pipe.pipeline.plot import plot_timeline
 
-        plot_timeline(result, plot)
-        click.echo(f"timeline written to {plot}", err=json_out == "-")
+        plot_timeline(result.to_json(), plot)
+        written.append(f"timeline written to {plot}")
+    if html_out:
+        from sgdtam_pipe.pipeline.html_report import write_html_report
+
+        write_html_report(result.to_json(), html_out)
+        written.append(f"report written to {html_out}")
+    if export_dir:
+        from sgdtam_pipe.pipeline.tables import write_tables
+
+        write_tables(result.to_json(), result.features, export_dir)
+        written.append(f"tables written to {export_dir}")
+    click.echo(json.dumps(result.to_json(), indent=2, allow_nan=False) if json_out == "-" else summary_text(result))
+    for line in written:
+        click.echo(line, err=json_out == "-")
 
 
 @main.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for results.csv, results.jsonl, summary.json and the run state (run.sqlite).")
+              help="Folder for results.csv, results.parquet, results.jsonl, summary.json and the run state "
+                   "(run.sqlite).")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:port) to run on a cluster instead.")
 @click.option("--retry-failed/--no-retry-failed", default=True, show_default=True,
               help="Try clips that failed in an earlier run again.")
+@click.option("--html", is_flag=True, help="Also write each clip's interactive report to OUT/reports/ and "
+              "OUT/index.html linking them.")
+@click.option("--fresh-state", is_flag=True, help="Start a new run state in OUT (the old run.sqlite is kept "
+              "beside it as run.sqlite.<time>): after a damaged state, or to rerun with other settings.")
 @audio_option
 @checkpoint_option
 @cache_dir_option
+@device_option
+@_timeout_option
 @reports_user_errors
 @speech_options
-def batch(folder: Path, out_dir: Path, workers: int, scheduler: str | None, retry_failed: bool,
-          speech: dict[str, Any], audio_backend: str, checkpoint: Path | None, cache_dir: Path | None) -> None:
+def batch(folder: Path, out_dir: Path, workers: int, scheduler: str | None, retry_failed: bool, html: bool,
+          fresh_state: bool, speech: dict[str, Any], audio_backend: str, checkpoint: Path | None,
+          cache_dir: Path | None, device: str, timeout: float) -> None:
     """Analyse every media file under FOLDER (recursive, resumable, parallel).
 
     A second run skips clips already done; a failure is recorded with its
     stage and reason and the run goes on. Ctrl-C keeps every finished result.
+    A clip past --timeout is stopped and recorded as failed. A run into an
+    OUT made with other settings is refused.
     """
     from sgdtam_pipe.pipeline.analyze import AnalyzeOptions, batch as run_batch
 
-    options = AnalyzeOptions(audio_backend=audio_backend, **speech, checkpoint=checkpoint, cache_dir=cache_dir)
+    options = AnalyzeOptions(audio_backend=audio_backend, **speech, checkpoint=checkpoint, cache_dir=cache_dir,
+                             device=device)
     progress = BatchProgress(sys.stderr.isatty())
     summary = run_batch(folder, out_dir, options, workers=workers, scheduler=scheduler, hook=progress,
-                        retry_failed=retry_failed)
+                        retry_failed=retry_failed, html=html, timeout=timeout or None, fresh_state=fresh_state)
     progress.close()
     click.echo(json.dumps(summary.to_json(), indent=2))
     if summary.interrupted:
@@ -205,38 +268,103 @@ class BatchProgress:
 @main.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="CSV: clip (or text), label, optional split, start, end.")
+              help="CSV: clip (or text), label, optional split, start, end, group.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Dataset folder to write.")
+              help="Dataset folder to write, or to finish after an interrupted run.")
+@click.option("--batch-rows", type=click.IntRange(1), default=64, show_default=True,
+              help="Transcript-only rows embedded per batch (each batch is written before the next starts).")
 @audio_option
 @cache_dir_option
+@click.option("--quiet", is_flag=True, help="No progress on stderr (failures and warnings are still printed).")
 @reports_user_errors
 @speech_options
-def extract(folder: Path, labels: Path, out_dir: Path, speech: dict[str, Any], audio_backend: str,
-            cache_dir: Path | None) -> None:
-    """Build a training dataset from labelled clips under FOLDER (features come from the cache)."""
+def extract(folder: Path, labels: Path, out_dir: Path, batch_rows: int, speech: dict[str, Any], audio_backend: str,
+            cache_dir: Path | None, quiet: bool) -> None:
+    """Build a training dataset from labelled clips under FOLDER (features come from the cache).
+
+    Resumable: run it again on the same --out and only the missing examples
+    are computed. Each refused row and each warning is one line on stderr;
+    stdout gets one JSON summary. Exit code 1 when every row failed.
+    """
     from sgdtam_pipe.pipeline.analyze import AnalyzeOptions
     from sgdtam_pipe.pipeline.dataset import build_dataset
+    from sgdtam_pipe.pipeline.progress import ProgressHook
 
     options = AnalyzeOptions(audio_backend=audio_backend, **speech, cache_dir=cache_dir)
-    summary = build_dataset(labels, out_dir, options, media_root=folder, hook=_progress())
+    hook = ProgressHook(quiet=quiet)
+    try:
+        summary = build_dataset(labels, out_dir, options, media_root=folder, hook=hook, batch_rows=batch_rows)
+    finally:
+        hook.close()
+    for kind, key in (("failed", "failures"), ("warning", "warnings")):
+        notes = summary.pop(key)
+        summary[f"{key[:-1]}_lines"] = [note["line"] for note in notes]
+        for note in notes:
+            click.echo(f"{kind}: {labels}, line {note['line']}: {note['reason']}", err=True)
     click.echo(json.dumps(summary, indent=2))
+    if not summary["examples"]:
+        sys.exit(1)
+
+
+def _seed_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers") from None
 
 
 @main.command()
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Checkpoint folder to write.")
+              help="Checkpoint folder to write (training state is kept in OUT/state/ until it finishes).")
 @click.option("--preset", type=click.Choice(["paper", "tiny"]), default="paper", show_default=True)
-@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True, help="Most epochs per run.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seeds", callback=_seed_list, help="Comma-separated seeds, e.g. 0,1,2: one run each, mean ± std "
+              "of the validation metrics reported; the first seed's checkpoint is kept. Replaces --seed.")
+@click.option("--folds", type=click.IntRange(0), default=0, show_default=True,
+              help="Also run K-fold cross-validation over the train split (0: none).")
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option("--patience", type=click.IntRange(1), default=8, show_default=True,
+              help="Stop after this many epochs without a better validation score.")
+@click.option("--plateau-patience", type=click.IntRange(0), default=3, show_default=True,
+              help="Epochs without a better validation score tolerated before the learning rate drops 10x "
+                   "(must be below --patience).")
+@click.option("--modality-dropout", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option("--balance-groups/--no-balance-groups", default=True, show_default=True,
+              help="Give every example group (source) the same share of each epoch.")
+@click.option("--draws-per-group", type=click.IntRange(1), help="Draws per group per epoch "
+              "(default: examples / groups, so an epoch keeps the dataset's size).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in OUT (same options and data).")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (default: see the README).")
+@click.option("--quiet", is_flag=True, help="No progress and no epoch lines on stderr; only the JSON result.")
 @reports_user_errors
-def train(dataset: Path, out_dir: Path, preset: str, epochs: int, seed: int) -> None:
-    """Train a checkpoint on DATASET's train split, selected on its validation split."""
-    from sgdtam_pipe.pipeline.training import train_checkpoint
+def train(dataset: Path, out_dir: Path, preset: str, epochs: int, seed: int, seeds: tuple[int, ...] | None,
+          folds: int, batch_size: int, lr: float, patience: int, plateau_patience: int, modality_dropout: float,
+          balance_groups: bool, draws_per_group: int | None, resume: bool, threads: int | None, quiet: bool) -> None:
+    """Train a checkpoint on DATASET's train split, selected on its validation split.
 
-    card = train_checkpoint(dataset, out_dir, preset=preset, epochs=epochs, seed=seed, hook=_progress())
-    click.echo(json.dumps(card["metrics"], indent=2))
+    Progress and one line per epoch go to stderr; stdout gets one JSON document.
+    """
+    from sgdtam_pipe.pipeline.progress import ProgressHook
+    from sgdtam_pipe.pipeline.training import TrainingOptions, set_threads, train_checkpoint
+
+    set_threads(threads)
+    options = TrainingOptions(preset=preset, epochs=epochs, seeds=seeds or (seed,), folds=folds,
+                              batch_size=batch_size, lr=lr, patience=patience, plateau_patience=plateau_patience,
+                              modality_dropout=modality_dropout, balance_groups=balance_groups,
+                              draws_per_group=draws_per_group)
+    hook = ProgressHook(quiet=quiet)
+    try:
+        card = train_checkpoint(dataset, out_dir, options=options, resume=resume, hook=hook, verbose=not quiet)
+    finally:
+        hook.close()
+    click.echo(json.dumps({"checkpoint": str(out_dir), "metrics": card["metrics"],
+                           "calibration": card["calibration"], "patterns": card["patterns"],
+                           "training": card["data"]["training"]}, indent=2))
 
 
 @main.command()
@@ -244,25 +372,42 @@ def train(dataset: Path, out_dir: Path, preset: str, epochs: int, seed: int) -> 
 @checkpoint_option
 @click.option("--split", default="test", show_default=True, help="Which split to score.")
 @click.option("--per-pattern", is_flag=True, help="Also score each of the seven modality-availability patterns.")
+@click.option("--quiet", is_flag=True, help="No progress on stderr; only the JSON result.")
 @reports_user_errors
-def evaluate(dataset: Path, checkpoint: Path | None, split: str, per_pattern: bool) -> None:
-    """Score a checkpoint on one split of DATASET."""
+def evaluate(dataset: Path, checkpoint: Path | None, split: str, per_pattern: bool, quiet: bool) -> None:
+    """Score a checkpoint on one split of DATASET (per class and confusion matrix for classes).
+
+    Progress goes to stderr; stdout gets one JSON document.
+    """
+    from sgdtam_pipe.model.metrics import json_safe
+    from sgdtam_pipe.pipeline.progress import ProgressHook
+    from sgdtam_pipe.pipeline.schema import versioned
     from sgdtam_pipe.pipeline.training import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(dataset, checkpoint, split=split, per_pattern=per_pattern)
-    click.echo(json.dumps(metrics, indent=2))
+    hook = ProgressHook(quiet=quiet)
+    try:
+        metrics = evaluate_checkpoint(dataset, checkpoint, split=split, per_pattern=per_pattern, hook=hook)
+    finally:
+        hook.close()
+    click.echo(json.dumps(versioned("evaluation", json_safe(metrics)), indent=2))
 
 
 @main.command()
 @click.argument("clip", type=click.Path(path_type=Path))
 @reports_user_errors
 def probe(clip: Path) -> None:
-    """Show CLIP's duration, streams, codecs, size, rotation and frame rates."""
+    """Show CLIP's duration, streams, codecs, size, rotation, frame rates and audio rate and channels.
+
+    ``nominal_fps`` is the declared frame rate; ``avg_fps`` the measured
+    average; ``real_fps`` FFmpeg's base rate (twice the nominal for some
+    interlaced MPEG files).
+    """
     from dataclasses import asdict
 
     from sgdtam_pipe.extractors.media import probe as probe_media
+    from sgdtam_pipe.pipeline.schema import rounded, versioned
 
-    click.echo(json.dumps(asdict(probe_media(clip)), indent=2))
+    click.echo(json.dumps(versioned("probe", rounded(asdict(probe_media(clip)))), indent=2))
 
 
 @main.command()
@@ -280,6 +425,30 @@ def doctor() -> None:
     sys.exit(1 if failed else 0)
 
 
+@main.command()
+@click.argument("corpus", type=click.Choice(["ravdess", "fer2013", "meld"]))
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_csv", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Labels CSV to write (clip paths relative to FOLDER's parent, the media root for extract).")
+@click.option("--fer-train-limit", type=click.IntRange(1), help="FER2013: keep this many train photos "
+              "(class-stratified, evenly spaced); default all.")
+@reports_user_errors
+def labels(corpus: str, folder: Path, out_csv: Path, fer_train_limit: int | None) -> None:
+    """Write a labels CSV for a public CORPUS read in place from FOLDER (emotions mapped to sentiment).
+
+    RAVDESS: dev = actors 17-20, train = the others; surprised left out.
+    FER2013: its train/dev folders; surprise left out. MELD: its sentiment column.
+    """
+    from sgdtam_pipe.pipeline import corpora
+
+    folder = folder.resolve()
+    items = {"ravdess": lambda: corpora.ravdess_items(folder, folder.parent),
+             "fer2013": lambda: corpora.fer2013_items(folder, folder.parent, fer_train_limit),
+             "meld": lambda: corpora.meld_items(folder)}[corpus]()
+    count = corpora.write_labels(items, out_csv)
+    click.echo(json.dumps({"corpus": corpus, "rows": count, "labels": str(out_csv), "media_root": str(folder.parent)}))
+
+
 @main.group()
 def cache() -> None:
     """Inspect or empty the feature cache."""
@@ -290,8 +459,10 @@ def cache() -> None:
 def cache_info(cache_dir: Path | None) -> None:
     """Where the cache is, how many entries it holds and how big it is."""
     from sgdtam_pipe.pipeline.cache import FeatureCache
+    from sgdtam_pipe.pipeline.schema import versioned
 
-    click.echo(json.dumps(FeatureCache(cache_dir).info(), indent=2))
+    info = FeatureCache(cache_dir).info()
+    click.echo(json.dumps(versioned("cache-info", {**info, "size": f"{info['bytes'] / 1e6:.1f} MB"}), indent=2))
 
 
 @cache.command("clear")

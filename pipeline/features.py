@@ -4,7 +4,9 @@ Each modality is looked up by (content SHA-256, extractor identity) and only
 computed on a miss, so changing one modality's config recomputes only that
 modality. The transcript is cached beside the text features, so a cached
 re-analysis needs neither speech recognition nor embedding. Failures are
-re-raised as :class:`StageError` naming the stage.
+re-raised as :class:`StageError` naming the stage. A still image has only
+video (one frame over ``[0, 1/fps)``); its text and audio are missing with
+the reason "still image", and no speech or acoustic extractor runs.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from sgdtam_pipe.extractors.base import Extractor, Hook, MissingExtra, create_extractor
-from sgdtam_pipe.extractors.media import MediaError, MediaInfo, probe
+from sgdtam_pipe.extractors.errors import UserError
+from sgdtam_pipe.extractors.media import MediaError, MediaInfo, probe, still_seconds
 from sgdtam_pipe.extractors.timeline import (
-    ClipFeatures, ClipInfo, ExtractorIdentity, ModalityResult,
+    ClipFeatures, ClipInfo, ExtractorIdentity, MissingModality, ModalityResult,
     file_sha256,
 )
 from sgdtam_pipe.pipeline.cache import FeatureCache
@@ -37,7 +40,8 @@ class ExtractionSettings:
     grammar: Path | None = None
     whisper_model: Path | None = None
     whisper_window: float = 30.0
-    face_output: str = "au"
+    face_output: str = "all"
+    device: str = "auto"  # runtime only (Whisper, text encoder): never in an extractor's identity
 
 
 @dataclass
@@ -53,7 +57,8 @@ def build_extractors(settings: ExtractionSettings) -> dict[str, Extractor]:
     """One extractor per modality, configured from ``settings``."""
     return {
         "text": create_extractor("text", sidecar=settings.transcript, grammar=settings.grammar,
-                                 whisper_model=settings.whisper_model, whisper_window=settings.whisper_window),
+                                 whisper_model=settings.whisper_model, whisper_window=settings.whisper_window,
+                                 device=settings.device),
         "audio": create_extractor("audio", settings.audio_backend, pool_window=AUDIO_POOL_SECONDS),
         "video": create_extractor("video", fps=settings.fps, output=settings.face_output),
     }
@@ -80,6 +85,8 @@ def _run_stage(stage: str, work, *args, **kwargs):
         return work(*args, **kwargs)
     except (MediaError, MissingExtra, StageError):
         raise
+    except UserError as exc:  # its message already names the file and the reason
+        raise StageError(stage, str(exc)) from exc
     except Exception as exc:  # an extractor bug or a file it cannot handle: record, do not crash a batch
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StageError(stage, f"{type(exc).__name__}: {detail}") from exc
@@ -125,6 +132,8 @@ def extract_clip(path: str | Path, settings: ExtractionSettings, *, cache: Featu
     path = Path(path)
     started = time.perf_counter()
     info = probe(path)
+    if info.still:
+        info = replace(info, duration=still_seconds(settings.fps))
     sha = file_sha256(path)
     clip = ClipInfo(sha, info.duration, str(path))
     timings = {"probe": time.perf_counter() - started}
@@ -137,7 +146,9 @@ def extract_clip(path: str | Path, settings: ExtractionSettings, *, cache: Featu
             hook(modality, {})
         started = time.perf_counter()
         extractor = extractors[modality]
-        if modality == "text":
+        if info.still and modality != "video":
+            results[modality], cached[modality] = MissingModality("still image", extractor.identity()), False
+        elif modality == "text":
             results[modality], transcript, cached[modality] = _text(extractor, path, sha, cache)
         else:
             results[modality], cached[modality] = _modality(modality, extractor, path, sha, cache, hook)

@@ -17,7 +17,9 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
+
+from sgdtam_pipe.extractors.errors import UserError
 
 STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed")
 
@@ -35,6 +37,10 @@ CREATE TABLE IF NOT EXISTS clips (
     updated  REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS clips_status ON clips (status);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 
@@ -52,19 +58,33 @@ class ClipRow:
     updated: float
 
 
+class DamagedState(UserError):
+    """A state file SQLite cannot read."""
+
+
 class RunState:
-    """The state table of one batch run folder (``db_path`` is created on first use)."""
+    """The state table of one batch run folder (``db_path`` is created on first use).
+
+    Raises :class:`DamagedState` when the file is not a readable SQLite database.
+    """
 
     def __init__(self, db_path: str | Path, *, timeout: float = 60.0) -> None:
         self.db_path = Path(db_path)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.db_path, timeout=timeout, isolation_level=None)
-        self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        with self._transaction() as db:
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                db.execute(statement)
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            with self._transaction() as db:
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    db.execute(statement)
+                (check,) = db.execute("PRAGMA quick_check").fetchone()
+                if check != "ok":
+                    raise sqlite3.DatabaseError(check)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise DamagedState(f"{self.db_path}: damaged run state ({exc})") from None
 
     def close(self) -> None:
         self._db.close()
@@ -131,7 +151,18 @@ class RunState:
             return db.execute("UPDATE clips SET status = 'pending', updated = ? WHERE status = ?",
                               (time.time(), status)).rowcount
 
+    def record_settings(self, settings: Mapping[str, Any]) -> None:
+        """Keep the settings the run's results were made with (JSON-serialisable)."""
+        with self._transaction() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES ('settings', ?) ON CONFLICT (key) DO UPDATE "
+                       "SET value = excluded.value", (json.dumps(settings, sort_keys=True),))
+
     # --- reading -----------------------------------------------------------------
+
+    def settings(self) -> dict[str, Any] | None:
+        """The settings recorded with :meth:`record_settings`, ``None`` when none were."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
+        return None if row is None else json.loads(row[0])
 
     def is_done(self, path: str | Path) -> bool:
         row = self._db.execute("SELECT status FROM clips WHERE path = ?", (str(path),)).fetchone()

@@ -6,11 +6,18 @@ probability). A classification checkpoint with sentiment classes gives
 ``3 * (p_positive - p_negative)``, the polarity is the most probable class and
 the confidence its probability. Segments combine by duration-weighted mean of
 scores (regression) or of class probabilities (classification).
+
+Every score names its availability pattern (``L``, ``A``, ``V``, ``LA``,
+``LV``, ``AV``, ``LAV``: the modalities observed, not generated) and whether
+the checkpoint's card records it as validated on real dev data, with that
+dev accuracy; a card without pattern records validates nothing. The overall
+score's pattern joins its segments' distinct patterns (``"LAV | V"``) and is
+validated only when every one of them is.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,13 +35,17 @@ class SegmentScore:
     observed: tuple[str, ...]
     generated: tuple[str, ...]  # in generation order
     route: str
+    pattern: str = ""  # "" when nothing was observed
+    validated: bool = False
+    dev_accuracy: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         rounded = None if self.probabilities is None else {k: round(v, 4) for k, v in self.probabilities.items()}
         return {"score": None if self.score is None else round(self.score, 3), "polarity": self.polarity,
                 "confidence": None if self.confidence is None else round(self.confidence, 3),
                 "probabilities": rounded, "observed": list(self.observed), "generated": list(self.generated),
-                "route": self.route}
+                "route": self.route, "pattern": self.pattern or None, "validated": self.validated,
+                "dev_accuracy": None if self.dev_accuracy is None else round(self.dev_accuracy, 4)}
 
 
 def polarity_of(score: float) -> str:
@@ -50,17 +61,21 @@ def score_from_probabilities(probabilities: dict[str, float]) -> float | None:
 class Checkpoint:
     """A checkpoint folder loaded once, used for every segment of every clip."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, device: str = "cpu") -> None:
+        from sgdtam_pipe.extractors.devices import torch_device
         from sgdtam_pipe.model.checkpoint import load_checkpoint
 
         self.path = path
         self.model, self.card = load_checkpoint(path)
+        self.model.to(torch_device(device))
 
-    def check(self, clip: ClipFeatures) -> None:
-        """Refuse features made differently from the training features (names the modality)."""
-        from sgdtam_pipe.model.checkpoint import check_features
+    def check(self, clip: ClipFeatures) -> ClipFeatures:
+        """Refuse features made differently from the training features (names the modality); returns
+        the clip to score, with each modality the checkpoint was not trained on marked missing."""
+        from sgdtam_pipe.model.checkpoint import check_features, hide_untrained
 
         check_features(self.card, clip)
+        return hide_untrained(self.card.features, clip)
 
     def score(self, clips: Sequence[ClipFeatures]) -> list[SegmentScore]:
         """One score per clip (segment), batched; a clip with no measured row is ``unknown``."""
@@ -70,8 +85,19 @@ class Checkpoint:
         scorable = [i for i, c in enumerate(clips) if any(usable(c.modality(m)) for m in MODALITIES)]
         scores = [SegmentScore(None, "unknown", None, None, (), (), "nothing observed")] * len(clips)
         for i, prediction in zip(scorable, predict_many(self.model, [clips[i] for i in scorable])):
-            scores[i] = self._segment_score(prediction)
+            scores[i] = self._validation(self._segment_score(prediction))
         return scores
+
+    def _validation(self, score: SegmentScore) -> SegmentScore:
+        """``score`` with its pattern and what the card says of that pattern (read defensively: older
+        cards have no ``patterns``)."""
+        from sgdtam_pipe.model.metrics import pattern_name
+
+        pattern = pattern_name(score.observed)
+        entry = (getattr(self.card, "patterns", None) or {}).get(pattern) or {}
+        accuracy = entry.get("accuracy")
+        return replace(score, pattern=pattern, validated=bool(entry.get("validated", False)),
+                       dev_accuracy=None if accuracy is None else float(accuracy))
 
     @staticmethod
     def _segment_score(prediction) -> SegmentScore:
@@ -92,13 +118,18 @@ class Checkpoint:
         total = sum(w for _, w in pairs)
         if not pairs or total <= 0:
             return SegmentScore(None, "unknown", None, None, (), (), "nothing observed")
+        patterns = list(dict.fromkeys(s.pattern for s, _ in pairs))
+        accuracy = pairs[0][0].dev_accuracy if len(patterns) == 1 else None
+        validation = {"pattern": " | ".join(patterns), "validated": all(s.validated for s, _ in pairs),
+                      "dev_accuracy": accuracy}
         if pairs[0][0].probabilities is None:
             mean = sum(s.score * w for s, w in pairs) / total
-            return SegmentScore(mean, polarity_of(mean), None, None, observed, generated, routes)
+            return SegmentScore(mean, polarity_of(mean), None, None, observed, generated, routes, **validation)
         classes = list(pairs[0][0].probabilities)
         mean_p = {c: sum(s.probabilities[c] * w for s, w in pairs) / total for c in classes}
         best = max(mean_p, key=mean_p.get)
-        return SegmentScore(score_from_probabilities(mean_p), best, mean_p[best], mean_p, observed, generated, routes)
+        return SegmentScore(score_from_probabilities(mean_p), best, mean_p[best], mean_p, observed, generated, routes,
+                            **validation)
 
     def describe(self) -> dict[str, Any]:
         card = self.card
@@ -108,11 +139,12 @@ class Checkpoint:
                              for m, s in card.features.items()}}
 
 
-def load_scorer(path: str | Path | None) -> Checkpoint:
-    """The checkpoint at ``path``, or the starter checkpoint shipped in the package."""
+def load_scorer(path: str | Path | None, device: str = "cpu") -> Checkpoint:
+    """The checkpoint at ``path``, or the starter checkpoint shipped in the package, on ``device``
+    (``auto``, ``cpu`` or ``cuda``)."""
     folder = Path(path) if path is not None else STARTER
     if not (folder / "card.json").exists():
         hint = ("the starter checkpoint is missing from this install; rebuild it with "
                 "'python scripts/make_starter_checkpoint.py'") if path is None else "no card.json in it"
         raise FileNotFoundError(f"{folder}: not a checkpoint ({hint})")
-    return Checkpoint(folder)
+    return Checkpoint(folder, device)

@@ -1,166 +1,109 @@
-"""Reproduce the starter checkpoint (``model/starter/``) from MELD's text sentiment labels.
+"""Rebuild the starter checkpoint (``model/starter/``) from MELD text, RAVDESS voices and FER2013 faces.
 
-Reads ``../shared/data/meld/{train,dev}_sent_emo.csv`` in place (the data is
-not copied into the repository), writes a labels CSV with one transcript-only
-row per utterance (its span from MELD's start and end times, so word times
-are spread over the real utterance length and flagged estimated), builds the
-dataset with the real MiniLM text extractor, trains the ``paper`` preset on
-train and selects on dev.
+Reads ``../shared/data/{meld,ravdess,fer2013}`` in place (nothing is copied
+into the repository), writes one labels CSV for the three corpora
+(:mod:`pipeline.corpora`: emotions mapped to sentiment there), builds the
+dataset with ``sgdtam-pipe extract``'s own code (so every feature comes from
+the extractors ``analyze`` uses), trains the ``paper`` preset with sampling
+balanced across the three sources, selects and calibrates on dev, and writes
+``MODEL_CARD.md`` from the numbers in ``card.json``.
 
-    .venv/bin/python scripts/make_starter_checkpoint.py [--meld DIR] [--out model/starter]
+    .venv/bin/python scripts/make_starter_checkpoint.py [--data DIR] [--out model/starter] [--work DIR]
+
+``--work`` keeps the labels, the dataset and the feature cache, so a rerun
+(or a run stopped half-way) extracts only what is missing.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import tempfile
+import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
-SPLITS = {"train": "train_sent_emo.csv", "dev": "dev_sent_emo.csv"}
-SUMMARY = ("MELD (Poria et al., ACL 2019) text sentiment, 3 classes (negative/neutral/positive): trained on "
-           "the train split (9,989 utterances), selected on dev (1,109). Text only: MELD's audio and video are "
-           "not available here, so the audio and video pathways (generators, alignment heads) never saw real "
-           "acoustic or face features; they were trained only through the sentiment loss on text-only examples.")
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
+FER_TRAIN_LIMIT = 12000
+"""FER2013 train photos kept (class-stratified): balanced sampling draws far fewer per epoch, and 12k keep extraction short."""
+SOURCES = {
+    "meld": ("MELD (Poria et al., ACL 2019), dialogue text from *Friends*", "GPL-3.0", "text only (its audio and "
+             "video are not available here): transcript-only rows, words spread over the utterance's real length"),
+    "ravdess": ("RAVDESS speech (Livingstone & Russo, PLoS ONE 2018), actors 01-20", "CC BY-NC-SA 4.0",
+                "audio, and the words Whisper hears in it (two lexically neutral sentences: the voice decides)"),
+    "fer2013": ("FER2013 (Goodfellow et al., ICML 2013 workshop), 48x48 grayscale face photos", "research use only",
+                "one video frame per photo (faces upscaled before the landmarker)"),
+}
 
 
-def seconds(stamp: str) -> float:
-    """MELD's ``hh:mm:ss,ms`` as seconds."""
-    clock, _, millis = stamp.strip().partition(",")
-    hours, minutes, secs = (int(x) for x in clock.split(":"))
-    return hours * 3600 + minutes * 60 + secs + int(millis or 0) / 1000
+def write_labels(data: Path, target: Path, fer_train_limit: int) -> dict[str, int]:
+    """One labels CSV for the three corpora; returns the row count per source."""
+    from sgdtam_pipe.pipeline import corpora
 
-
-def write_labels(meld: Path, target: Path) -> int:
-    """One ``text,label,split,start,end`` row per MELD utterance; returns the row count."""
-    count = 0
-    with open(target, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["text", "label", "split", "start", "end"])
-        for split, name in SPLITS.items():
-            with open(meld / name, newline="", encoding="utf-8") as handle:
-                for row in csv.DictReader(handle):
-                    text = " ".join(row["Utterance"].replace("\u2019", "'").split())
-                    if not text:
-                        continue
-                    start, end = 0.0, seconds(row["EndTime"]) - seconds(row["StartTime"])
-                    if not end > 0.05:  # a few MELD rows carry broken times: fall back to the word-rate guess
-                        end = ""
-                    writer.writerow([text, row["Sentiment"], split, start, end])
-                    count += 1
-    return count
-
-
-MODEL_CARD = """# Starter checkpoint: SG-DTAM, MELD text sentiment (3 classes)
-
-Made by `scripts/make_starter_checkpoint.py` (seed {seed}, `paper` preset: d = 32, 8 heads,
-{parameters:,} parameters). Weights: `model.safetensors`; machine-readable card: `card.json`;
-per-epoch log: `train_log.json`.
-
-## What it learned from
-
-- **Data:** MELD (Poria et al., ACL 2019), dialogue utterances from *Friends*, sentiment labels
-  negative / neutral / positive. Trained on the train split ({train} utterances), checkpoint
-  selected on the dev split ({dev} utterances). Read in place from `../shared/data/meld`; not
-  copied into this repository. MELD is GPL-3.0; cite the paper when reporting results on it.
-- **Text only.** MELD's audio and video are not available here. Each utterance became a
-  transcript-only example: its words spread evenly over the utterance's real length (from
-  MELD's start and end times), flagged as estimated, embedded by the same MiniLM text extractor
-  that `analyze` uses.
-- **Audio and video were never seen in training.** Their feature specs (openSMILE eGeMAPSv02
-  pooled to 100 ms, 25 columns; MediaPipe action units and head pose at 15 fps, 27 columns) come
-  from running the real extractors on the bundled example clip, so the checkpoint accepts them,
-  but the weights that read them were never trained on real values, and the generators that
-  produce them from text had no real audio or video to reconstruct: they learned only through
-  the sentiment loss on text-only examples.
-
-## Validation (MELD dev, {dev} utterances, text only)
-
-| metric | value |
-|---|---|
-| accuracy | {accuracy:.4f} |
-| weighted F1 | {f1:.4f} |
-
-Majority class (neutral) on dev: accuracy {majority:.4f}.
-
-## What `analyze` does with it
-
-- **Speech present:** the score of each utterance comes mostly from its words. Audio and face
-  features are passed in and aligned by time, but since the checkpoint never learned from real
-  acoustic or face features, they add little that is meaningful.
-- **No speech (e.g. `pexels-crying-to-laughing.mp4`):** text and audio are generated from the
-  face features (the route is reported in the JSON). With this checkpoint that route is
-  **untrained on real faces**: its scores should not be read as the clip's sentiment. Train a
-  checkpoint on your own labelled clips (README, "extract, train, evaluate") for a model that
-  reads faces and voices.
-- Scores are `3 * (p_positive - p_negative)` on the [-3, 3] scale; the polarity is the most
-  probable class and the confidence its probability.
-"""
-
-
-def report_steps(step: str, info: dict) -> None:
-    """Print training progress every 50 batches."""
-    if step == "train_step" and (info["done"] % 50 == 0 or info["done"] == info["total"]):
-        print(f"  epoch {info['epoch']} batch {info['done']}/{info['total']}", flush=True)
-
-
-def write_model_card(folder: Path, meld: Path) -> None:
-    """``MODEL_CARD.md`` from the numbers in ``card.json`` (nothing typed in by hand)."""
-    from sgdtam_pipe.extractors.records_io import atomic_write_bytes
-
-    card = json.loads((folder / "card.json").read_text("utf-8"))
-    (val,) = [v for k, v in card["metrics"].items() if k.startswith("validation")]
-    with open(meld / SPLITS["dev"], newline="", encoding="utf-8") as handle:
-        labels = [row["Sentiment"] for row in csv.DictReader(handle)]
-    majority = labels.count("neutral") / len(labels)
-    text = MODEL_CARD.format(seed=card["data"]["seed"], parameters=card["parameters"],
-                             train=card["data"]["splits"]["train"], dev=card["data"]["splits"]["dev"],
-                             accuracy=val["accuracy"], f1=val["f1_weighted"], majority=majority)
-    atomic_write_bytes(folder / "MODEL_CARD.md", text.encode("utf-8"))
+    items = [*corpora.meld_items(data / "meld"), *corpora.ravdess_items(data / "ravdess", data),
+             *corpora.fer2013_items(data / "fer2013", data, fer_train_limit)]
+    corpora.write_labels(items, target)
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.group] = counts.get(item.group, 0) + 1
+    return counts
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--meld", type=Path, default=ROOT.parent / "shared" / "data" / "meld")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Folder holding meld/, ravdess/, fer2013/.")
     parser.add_argument("--out", type=Path, default=ROOT / "model" / "starter")
-    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "starter",
+                        help="Labels, dataset and feature cache (kept, so a rerun resumes).")
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", type=Path, help="Keep the labels CSV and dataset here (reused when present).")
+    parser.add_argument("--fer-train-limit", type=int, default=FER_TRAIN_LIMIT)
     args = parser.parse_args()
 
-    import torch
-
-    from sgdtam_pipe.extractors.records_io import atomic_write_json
     from sgdtam_pipe.pipeline.analyze import AnalyzeOptions
     from sgdtam_pipe.pipeline.dataset import build_dataset
+    from sgdtam_pipe.pipeline.progress import ProgressHook
     from sgdtam_pipe.pipeline.training import train_checkpoint
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.work or Path(tmp)
-        dataset = work / "dataset"
-        if not (dataset / "dataset.json").exists():
-            work.mkdir(parents=True, exist_ok=True)
-            rows = write_labels(args.meld, work / "meld_labels.csv")
-            started = time.perf_counter()
-            summary = build_dataset(work / "meld_labels.csv", dataset, AnalyzeOptions(use_cache=False))
-            print(f"dataset: {rows} rows -> {json.dumps(summary)} in {time.perf_counter() - started:.0f} s", flush=True)
-        card = train_checkpoint(dataset, args.out, preset="paper", epochs=args.epochs, seed=args.seed,
-                                description=SUMMARY, hook=report_steps)
-    card_path = args.out / "card.json"
-    data = json.loads(card_path.read_text("utf-8"))
-    data["data"].update(dataset=f"MELD {', '.join(SPLITS.values())} from {args.meld.name}/ (read in place)",
-                        labels_csv="written by scripts/make_starter_checkpoint.py")
-    atomic_write_json(card_path, data)
-    write_model_card(args.out, args.meld)
+    started = time.perf_counter()
+    args.work.mkdir(parents=True, exist_ok=True)
+    labels = args.work / "labels.csv"
+    rows = write_labels(args.data, labels, args.fer_train_limit)
+    log(f"labels: {rows} -> {labels}")
+    hook = ProgressHook()
+    summary = build_dataset(labels, args.work / "dataset", AnalyzeOptions(cache_dir=args.work / "cache"),
+                            media_root=args.data, hook=hook)
+    hook.close()
+    log(f"dataset: {json.dumps(summary)} ({time.perf_counter() - started:.0f} s so far)")
+    card = train_checkpoint(args.work / "dataset", args.out, preset="paper", epochs=args.epochs, seed=args.seed,
+                            balance_groups=True, description=summary_line(rows), hook=hook)
+    hook.close()
+    card["data"]["sources"] = {name: {"citation": c, "licence": lic, "modalities": how, "rows": rows.get(name, 0)}
+                               for name, (c, lic, how) in SOURCES.items()}
+    card["data"]["fer_train_limit"] = args.fer_train_limit
+    from sgdtam_pipe.extractors.records_io import atomic_write_json
+
+    atomic_write_json(args.out / "card.json", card)
+    from model_card import write_model_card
+
+    write_model_card(args.out)
+    log(f"done in {time.perf_counter() - started:.0f} s")
     print(json.dumps(card["metrics"], indent=2))
 
 
+def summary_line(rows: dict[str, int]) -> str:
+    return ("SG-DTAM starter: MELD text, RAVDESS voices and FER2013 faces, each example with the modalities it "
+            f"really has ({', '.join(f'{k} {v}' for k, v in rows.items())} labelled rows); sampling balanced "
+            "across sources; selected and calibrated on the dev splits.")
+
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()

@@ -44,3 +44,16 @@ def crashing_media_job(path: str) -> dict:
     if "crash" in Path(path).name:
         os.kill(os.getpid(), signal.SIGKILL)
     return slow_media_job(path)
+
+
+def stuck_media_job(path: str) -> dict:
+    """:func:`media_job`, except that a clip named ``*stuck*`` blocks forever in C holding the GIL.
+
+    ``PyDLL`` keeps the GIL through the call, as PyAV did in the decoder deadlock of issue 13:
+    no thread of the worker can run, so only ending its process helps.
+    """
+    if "stuck" in Path(path).name:
+        import ctypes
+
+        ctypes.PyDLL(None).sleep(3600)
+    return media_job(path)

@@ -67,3 +67,61 @@ def make_rotated(source: Path, path: Path, degrees: int) -> Path:
     """A copy of ``source`` (no re-encode) whose display matrix rotates it by ``degrees``."""
     run_ffmpeg(["-display_rotation", str(degrees), "-i", str(source), "-c", "copy", str(path)])
     return path
+
+
+# --- hostile media (tests/test_hostile.py) ---------------------------------------
+
+def make_offset(path: Path, offset: float, seconds: float = 3.0) -> Path:
+    """An mkv of ``seconds`` of test pattern and tone whose timestamps start at ``offset`` (may be negative)."""
+    run_ffmpeg(["-f", "lavfi", "-i", f"testsrc2=size=96x64:rate=25:duration={seconds}", "-f", "lavfi", "-t",
+                str(seconds), "-i", "sine=frequency=440:sample_rate=16000", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                "-c:a", "flac", "-avoid_negative_ts", "disabled", "-output_ts_offset", str(offset), str(path)])
+    return path
+
+
+def make_two_audio_streams(path: Path, seconds: float = 1.0) -> Path:
+    """An mp4 whose first audio stream (#1) is digital silence and whose second (#2) is a tone."""
+    run_ffmpeg(["-f", "lavfi", "-i", f"testsrc2=size=96x64:rate=25:duration={seconds}",
+                "-f", "lavfi", "-t", str(seconds), "-i", "anullsrc=r=16000:cl=mono",
+                "-f", "lavfi", "-t", str(seconds), "-i", "sine=frequency=440:sample_rate=16000",
+                "-map", "0", "-map", "1", "-map", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                str(path)])
+    return path
+
+
+def make_lying_duration(path: Path, declared: float) -> Path:
+    """A 1 s mkv whose header declares ``declared`` seconds (its Segment Duration element rewritten)."""
+    import struct
+
+    make_media(path, seconds=1.0, fps=10, size="64x48")
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x44\x89\x88")  # Duration, an 8-byte float in milliseconds (the default timecode scale)
+    data[at + 3:at + 11] = struct.pack(">d", declared * 1000)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def make_low_rate_wav(path: Path, seconds: float, rate: int = 10) -> Path:
+    """A 16-bit wav of ``seconds`` at ``rate`` Hz: hours of audio in a small file."""
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((np.sin(np.arange(int(seconds * rate))) * 8000).astype("<i2").tobytes())
+    return path
+
+
+def corrupt_middle(source: Path, path: Path, count: int, seed: int = 0) -> Path:
+    """A copy of ``source`` with ``count`` random bytes written over its middle."""
+    import random
+
+    data = bytearray(source.read_bytes())
+    middle = len(data) // 2
+    rng = random.Random(seed)
+    data[middle:middle + count] = bytes(rng.getrandbits(8) for _ in range(count))
+    path.write_bytes(bytes(data))
+    return path

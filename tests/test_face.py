@@ -118,10 +118,25 @@ def test_video_without_a_face_is_missing_with_the_reason(tmp_path):
     clip = make_media(tmp_path / "pattern.mp4", seconds=2.0, size="320x240")
     result = FaceExtractor().extract(clip)
     assert isinstance(result, MissingModality)
-    assert "pattern.mp4" in result.reason and "no face in 30 of 30 sampled frames" in result.reason
-    kept = FaceExtractor(max_missing_share=1.0).extract(clip)
-    assert isinstance(kept, TimedFeatures) and len(kept) == 30 and not kept.mask.any()
-    assert not kept.values.any()
+    assert result.reason == "no face in any of the 30 sampled frames"  # no path: cached by content
+
+
+def test_a_face_in_the_last_third_only_keeps_the_stream_and_its_segment(tmp_path):
+    """Face presence is decided per segment after cropping, not once per clip (issue 13)."""
+    from sgdtam_pipe.extractors.timeline import ClipFeatures, ClipInfo
+    from sgdtam_pipe.pipeline.analyze import crop_clip
+
+    late = tmp_path / "late.mp4"
+    run_ffmpeg(["-i", str(GRID), "-vf", "drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='lt(t,2)'",
+                "-c:v", "libx264", "-pix_fmt", "yuv420p", "-an", str(late)])
+    video = FaceExtractor().extract(late)
+    assert isinstance(video, TimedFeatures) and 0.2 < video.mask.mean() < 0.4
+    clip = ClipFeatures(ClipInfo("sha", 3.0, str(late)), MissingModality("none"), MissingModality("none"), video)
+    assert isinstance(crop_clip(clip, 2.0, 3.0).video, TimedFeatures)
+    assert "no video rows" in crop_clip(clip, 0.0, 1.5).video.reason
+    mostly_dark = crop_clip(clip, 1.0, 2.2).video  # a face in its last 0.2 s: 3 of 18 frames
+    assert isinstance(mostly_dark, MissingModality)
+    assert "more than max_missing_share=0.5" in mostly_dark.reason
 
 
 def test_frames_without_a_face_stay_in_the_stream_masked(tmp_path, grid_all):
@@ -257,7 +272,8 @@ def test_action_unit_table_means_and_lips_part_max():
 
 
 @pytest.mark.parametrize("options", [{"output": "landmarks"}, {"subject": "loudest"}, {"fps": 0},
-                                     {"max_missing_share": 1.5}, {"num_faces": 0}, {"threads": -1}])
+                                     {"max_missing_share": 1.5}, {"num_faces": 0}, {"threads": -1},
+                                     {"still_min_side": 16}, {"still_border": 1.5}])
 def test_bad_options_are_refused(options):
     with pytest.raises(ValueError):
         FaceConfig(**options)

@@ -58,11 +58,11 @@ def test_training_loop_learns_logs_and_restores_the_best_epoch(tmp_path):
     val_clips, val_labels = make_dataset(2, 16)
     events = []
     history = train(model, train_clips, train_labels, val_clips, val_labels, epochs=6, lr=5e-3, batch_size=16,
-                    seed=0, patience=3, modality_dropout=0.3, log_path=tmp_path / "log.json",
+                    seed=0, patience=3, plateau_patience=1, modality_dropout=0.3, log_path=tmp_path / "log.json",
                     hook=lambda step, info: events.append(step), verbose=False)
     log = json.loads((tmp_path / "log.json").read_text())
     assert log["epochs"] == history["epochs"] and len(log["epochs"]) >= 3
-    assert "epoch" in events and "train_step" in events
+    assert "epoch 1/6" in events and "validate 1/6" in events
     maes = [e["val"]["mae"] for e in history["epochs"]]
     assert min(maes) < maes[0]
     report = evaluate(model, val_clips, val_labels)

@@ -35,5 +35,5 @@ def test_doctor_finds_every_stage_ready() -> None:
     lines = result.output.strip().splitlines()
     stages = {line.split()[1] for line in lines if line.startswith("ok ")}
     assert result.exit_code == 0, result.output
-    assert stages == {"media", "audio", "text", "video", "model"}
+    assert stages == {"media", "audio", "text", "video", "device", "model"}
     assert not any(line.startswith("FAIL") for line in lines)

@@ -150,3 +150,17 @@ def test_bad_encoder_folder_is_a_clear_error(tmp_path):
     transcript = make_transcript([Word("hi", 0.0, 0.2)], "test", pause=0.8)
     with pytest.raises(FileNotFoundError, match="not a transformers model folder"):
         TextExtractor(embedding_model=tmp_path).embed(transcript)
+
+
+def test_batched_embedding_equals_one_at_a_time(extractor):
+    texts = ["hi", "what a great day this has been for all of us", "no", " ".join(["word"] * 600),
+             "I hate waiting in line at the bank on Mondays"]
+    transcripts = [make_transcript(words_from_text(t, 0.0, 2.0), "dataset:text", pause=0.8) for t in texts]
+    transcripts.append(make_transcript([], "sidecar:txt", pause=0.8))
+    batched = extractor.embed_many(transcripts)
+    assert isinstance(batched[-1], MissingModality)
+    for transcript, together in zip(transcripts[:-1], batched):
+        alone = extractor.embed(transcript)
+        assert together.values.shape == alone.values.shape
+        np.testing.assert_allclose(together.values, alone.values, atol=1e-5, rtol=0)
+        np.testing.assert_array_equal(together.start, alone.start)
