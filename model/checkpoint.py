@@ -40,6 +40,7 @@ from typing import Any, Mapping, Sequence
 
 from safetensors.torch import load_file, save
 
+from sgdtam_pipe.extractors.errors import UserError
 from sgdtam_pipe.extractors.records_io import atomic_write_bytes, atomic_write_json
 from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, MissingModality, TimedFeatures
 from sgdtam_pipe.extractors.transcript import TranscriptConfig
@@ -109,7 +110,7 @@ def feature_spec_from_clips(clips: Sequence[ClipFeatures]) -> dict[str, FeatureS
             if m not in spec:
                 spec[m] = mine
             elif (problem := _difference(spec[m], mine, m)) is not None:
-                raise ValueError(f"{clip.clip.source}: {m} stream differs from the other training clips: {problem}")
+                raise UserError(f"{clip.clip.source}: {m} stream differs from the other training clips: {problem}")
     return spec
 
 
@@ -148,27 +149,27 @@ def load_checkpoint(path: str | Path) -> tuple[SGDTAM, ModelCard]:
     try:
         data = json.loads((folder / CARD).read_text("utf-8"))
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{folder / CARD}: not a readable checkpoint card ({exc})") from None
+        raise UserError(f"{folder / CARD}: not a readable checkpoint card ({exc})") from None
     if data.get("format") != CARD_FORMAT:
-        raise ValueError(f"{folder / CARD}: unsupported card format {data.get('format')!r}")
+        raise UserError(f"{folder / CARD}: unsupported card format {data.get('format')!r}")
     try:
         config = SGDTAMConfig.from_json(data["config"])
         card = ModelCard(config, {m: FeatureSpec.from_json(s) for m, s in data["features"].items()},
                          LabelSpec.from_json(data["label"]), data.get("data", {}), data.get("metrics", {}),
                          int(data["parameters"]), data.get("patterns") or {}, data.get("calibration"))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{folder / CARD}: damaged card ({exc})") from None
+        raise UserError(f"{folder / CARD}: damaged card ({exc})") from None
     problem = _card_problem(card)
     if problem is not None:
-        raise ValueError(f"{folder / CARD}: inconsistent card: {problem}")
+        raise UserError(f"{folder / CARD}: inconsistent card: {problem}")
     model = SGDTAM(config)
     try:
         state = load_file(str(folder / WEIGHTS))
     except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise ValueError(f"{folder / WEIGHTS}: unreadable weights ({exc})") from None
+        raise UserError(f"{folder / WEIGHTS}: unreadable weights ({exc})") from None
     problem = _weights_problem(model, state)
     if problem is not None:
-        raise ValueError(f"{folder / WEIGHTS}: weights do not fit the card's config ({problem})")
+        raise UserError(f"{folder / WEIGHTS}: weights do not fit the card's config ({problem})")
     model.load_state_dict(state, strict=False)   # only the optional buffers may be absent (checked above)
     model.eval()
     return model, card
@@ -216,7 +217,7 @@ def check_features(card: ModelCard, clip: ClipFeatures) -> None:
             continue
         problem = _difference(card.features[m], FeatureSpec.of(stream), m)
         if problem is not None:
-            raise ValueError(f"{clip.clip.source}: {m} features do not match the checkpoint: {problem}")
+            raise UserError(f"{clip.clip.source}: {m} features do not match the checkpoint: {problem}")
 
 
 def hide_untrained(features: Mapping[str, FeatureSpec], clip: ClipFeatures) -> ClipFeatures:

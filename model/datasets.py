@@ -30,6 +30,7 @@ from typing import Any, Mapping
 import h5py
 import numpy as np
 
+from sgdtam_pipe.extractors.errors import UserError
 from sgdtam_pipe.extractors.timeline import (
     MODALITIES, ClipFeatures, ClipInfo, ExtractorIdentity, MissingModality, TimedFeatures, rows_overlapping,
     spread_evenly,
@@ -54,14 +55,14 @@ class ComputationalSequence:
             with h5py.File(self.path, "r") as handle:
                 roots = list(handle.keys())
                 if len(roots) != 1 or "data" not in handle[roots[0]]:
-                    raise ValueError("expected one root group holding 'data'")
+                    raise UserError("expected one root group holding 'data'")
                 root = handle[roots[0]]
                 self.root = roots[0]
                 self.data = {vid: (np.asarray(g["features"]), np.asarray(g["intervals"], np.float64))
                              for vid, g in root["data"].items()}
                 self.metadata = {k: _metadata_value(v) for k, v in root.get("metadata", {}).items()}
         except (OSError, KeyError, ValueError) as exc:
-            raise ValueError(f"{self.path}: not a readable computational sequence ({exc})") from None
+            raise UserError(f"{self.path}: not a readable computational sequence ({exc})") from None
 
     def identity(self) -> ExtractorIdentity:
         version = self.metadata.get("computational sequence version", "unknown")
@@ -106,7 +107,7 @@ def _segment(seq: ComputationalSequence, vid: str, lo: float, hi: float) -> Time
         return MissingModality(f"{seq.path.name} has no entry for {vid}", seq.identity())
     features, intervals = seq.data[vid]
     if features.ndim != 2 or intervals.shape != (features.shape[0], 2):
-        raise ValueError(f"{seq.path}: {vid} has features {features.shape} and intervals {intervals.shape}")
+        raise UserError(f"{seq.path}: {vid} has features {features.shape} and intervals {intervals.shape}")
     rows = rows_overlapping(intervals[:, 0], intervals[:, 1], lo, hi)
     if rows.size == 0:
         return MissingModality(f"{seq.path.name}: no rows inside segment [{lo}, {hi})", seq.identity())
@@ -137,14 +138,14 @@ def load_mmsa(path: str | Path, *, split: str, trusted: bool = False, duration: 
     """
     path = Path(path)
     if not trusted:
-        raise ValueError(f"{path}: refusing to unpickle without trusted=True (pickles can run code)")
+        raise UserError(f"{path}: refusing to unpickle without trusted=True (pickles can run code)")
     try:
         with open(path, "rb") as handle:
             data = _NumpyOnly(handle).load()
         part: Mapping[str, Any] = data[split]
         labels = np.asarray(part[label_key], np.float64).reshape(-1)
     except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: not a usable MMSA feature pickle ({exc})") from None
+        raise UserError(f"{path}: not a usable MMSA feature pickle ({exc})") from None
     ids = [str(x) for x in part.get("id", range(len(labels)))]
     identity = {m: ExtractorIdentity(f"mmsa:{MMSA_KEYS[m]}", "unknown", {}) for m in MODALITIES}
     clips = []

@@ -218,7 +218,7 @@ def _check_inputs(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labe
     if not train_clips or not val_clips:
         raise ValueError("training needs at least one training and one validation clip")
     if not 0 <= plateau_patience < patience:
-        raise ValueError(f"plateau_patience ({plateau_patience}) must be below patience ({patience}), "
+        raise UserError(f"plateau_patience ({plateau_patience}) must be below patience ({patience}), "
                          "or the learning rate never drops before training stops")
     if model.config.label.kind == "regression":
         for i, y in enumerate([*train_labels, *val_labels]):

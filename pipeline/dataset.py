@@ -1,4 +1,4 @@
-"""Training datasets from a labels CSV (:mod:`pipeline.labels_csv`): clips through the feature cache, or transcripts alone.
+"""Training datasets from a labels CSV (:mod:`pipeline.labels_csv`): clips through the cache, or transcripts alone.
 
 A dataset is a folder (format 2; the README's "Dataset folder format"):
 ``examples/<id>.npz``, one clip file per example
@@ -361,7 +361,7 @@ def load_dataset(folder: str | Path) -> dict[str, Any]:
                                                  "'sgdtam-pipe extract')"))
     data = json.loads(path.read_text("utf-8"))
     if data.get("format") not in READABLE_FORMATS:
-        raise ValueError(f"{path}: unsupported dataset format {data.get('format')!r}")
+        raise UserError(f"{path}: unsupported dataset format {data.get('format')!r}")
     return data
 
 

@@ -127,7 +127,7 @@ def audio_waveform(path: str | Path, peaks: int = WAVEFORM_PEAKS) -> dict[str, A
         return None
     edges = np.linspace(0, len(audio.samples), peaks + 1).astype(int)
     magnitude = np.abs(audio.samples)
-    values = [float(magnitude[a:b].max()) if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:])]
+    values = [float(magnitude[a:b].max()) if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:], strict=True)]
     top = max(max(values), 1e-9)
     return {"start": round(audio.start, 3), "end": round(audio.start + audio.duration, 3),
             "peaks": [round(v / top, 3) for v in values]}

@@ -103,6 +103,10 @@ class TrainingOptions:
     modality_dropout: float = 0.5
     balance_groups: bool = True
     draws_per_group: int | None = None
+    composites: int = 0
+    """Composite training examples to add (model/composites.py); they form the group ``composite``."""
+    carriers: tuple[tuple[str, str], ...] = ()
+    """``(group, modality)`` pairs: whose evidence each source group's label is, for the composites."""
 
     def __post_init__(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
@@ -193,6 +197,8 @@ def train_checkpoint(dataset: str | Path, out_dir: str | Path, *, options: Train
     feature_spec_from_clips(train_split.clips + val_split.clips)   # validation streams must be made alike
     unseen = [m for m in MODALITIES if m not in specs]
     train_split, _ = _usable(train_split, train_split.clips)   # e.g. a photo in which no face was found
+    if options.composites:
+        train_split = with_composites(train_split, options)
     val_split, left_out = _usable(val_split, [hide_untrained(specs, c) for c in val_split.clips])
     config = SGDTAMConfig.preset(options.preset, label=label,
                                  **{f"{m}_dim": specs[m].width if m in specs else UNTRAINED_WIDTH for m in MODALITIES})
@@ -243,6 +249,17 @@ def _usable(split: Split, clips: list[ClipFeatures]) -> tuple[Split, int]:
     return kept, len(clips) - len(rows)
 
 
+def with_composites(split: Split, options: TrainingOptions) -> Split:
+    """``split`` plus ``options.composites`` composite examples (seeded by the first seed)."""
+    from sgdtam_pipe.model import composites
+
+    clips, labels = composites.compose(split.clips, split.labels, split.groups, dict(options.carriers),
+                                       options.composites, options.seeds[0])
+    ids = [f"{composites.GROUP}-{k}" for k in range(len(clips))]
+    return Split(split.name, split.clips + clips, split.labels + labels,
+                 split.groups + [composites.GROUP] * len(clips), split.ids + ids)
+
+
 def _counts(values: Sequence[str]) -> dict[str, int]:
     return {v: values.count(v) for v in sorted(set(values))}
 
@@ -253,6 +270,7 @@ def _training_json(options: TrainingOptions, history: dict[str, Any], count: int
             "patience": options.patience, "plateau_patience": options.plateau_patience,
             "modality_dropout": options.modality_dropout, "balance_groups": options.balance_groups,
             "draws_per_group": options.draws_per_group, "train_examples": count,
+            "composites": options.composites, "carriers": dict(options.carriers),
             "folds": options.folds}
 
 

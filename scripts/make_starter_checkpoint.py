@@ -29,6 +29,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 FER_TRAIN_LIMIT = 12000
 """FER2013 train photos kept (class-stratified): balanced sampling draws far fewer per epoch, and 12k keep extraction short."""
+EPOCHS = 14
+"""At most; early stopping (patience 8, model/train.py) usually ends sooner: see train_log.json."""
+DRAWS_PER_GROUP = 2000
+"""Draws per source per epoch: 8,000 a balanced epoch (about two minutes here), the 830 voices seen ~2.4 times."""
+COMPOSITES = 6000
+"""Composite LA/LV/AV/LAV examples (model/composites.py): the only place the fusion head sees two senses at once."""
+CARRIERS = {"meld": "text", "ravdess": "audio", "fer2013": "video"}
+"""Whose evidence each source's label is: RAVDESS's two sentences are neutral, so its voice carries the label."""
 SOURCES = {
     "meld": ("MELD (Poria et al., ACL 2019), dialogue text from *Friends*", "GPL-3.0", "text only (its audio and "
              "video are not available here): transcript-only rows, words spread over the utterance's real length"),
@@ -58,7 +66,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "model" / "starter")
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "starter",
                         help="Labels, dataset and feature cache (kept, so a rerun resumes).")
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--resume", action="store_true", help="Continue an interrupted training run in --out.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fer-train-limit", type=int, default=FER_TRAIN_LIMIT)
     args = parser.parse_args()
@@ -66,7 +75,7 @@ def main() -> None:
     from sgdtam_pipe.pipeline.analyze import AnalyzeOptions
     from sgdtam_pipe.pipeline.dataset import build_dataset
     from sgdtam_pipe.pipeline.progress import ProgressHook
-    from sgdtam_pipe.pipeline.training import train_checkpoint
+    from sgdtam_pipe.pipeline.training import TrainingOptions, train_checkpoint
 
     started = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -78,8 +87,10 @@ def main() -> None:
                             media_root=args.data, hook=hook)
     hook.close()
     log(f"dataset: {json.dumps(summary)} ({time.perf_counter() - started:.0f} s so far)")
-    card = train_checkpoint(args.work / "dataset", args.out, preset="paper", epochs=args.epochs, seed=args.seed,
-                            balance_groups=True, description=summary_line(rows), hook=hook)
+    options = TrainingOptions(preset="paper", epochs=args.epochs, seeds=(args.seed,), balance_groups=True,
+                              draws_per_group=DRAWS_PER_GROUP, composites=COMPOSITES, carriers=tuple(CARRIERS.items()))
+    card = train_checkpoint(args.work / "dataset", args.out, options=options, resume=args.resume,
+                            description=summary_line(rows), hook=hook)
     hook.close()
     card["data"]["sources"] = {name: {"citation": c, "licence": lic, "modalities": how, "rows": rows.get(name, 0)}
                                for name, (c, lic, how) in SOURCES.items()}

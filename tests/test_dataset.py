@@ -71,9 +71,9 @@ def test_extract_exits_1_when_every_row_failed_and_prints_each_reason(tmp_path: 
     summary = json.loads(result.stdout)
     assert summary["examples"] == 0 and summary["failed"] == 2 and summary["failure_lines"] == [2, 3]
     lines = result.stderr.strip().splitlines()
+    splits = "train, dev, val, valid, validation, test"
     assert lines == [f"failed: {csv}, line 2: label 'nan' is not a finite number",
-                     f"failed: {csv}, line 3: unknown split 'nope'; use one of train, dev, val, valid, validation, "
-                     "test"]
+                     f"failed: {csv}, line 3: unknown split 'nope'; use one of {splits}"]
 
 
 def test_an_out_folder_that_is_not_a_dataset_is_refused(tmp_path: Path) -> None:
@@ -90,9 +90,8 @@ def test_a_folder_another_build_holds_is_refused(tmp_path: Path) -> None:
 
     csv = write(tmp_path / "l.csv", "text,label\na,nan\n")
     (tmp_path / "ds" / "examples").mkdir(parents=True)
-    with FileLock(tmp_path / "ds" / ".extract.lock"):
-        with pytest.raises(UserError, match="another extract is writing"):
-            dataset.build_dataset(csv, tmp_path / "ds", AnalyzeOptions(cache_dir=tmp_path / "cache"))
+    with FileLock(tmp_path / "ds" / ".extract.lock"), pytest.raises(UserError, match="another extract is writing"):
+        dataset.build_dataset(csv, tmp_path / "ds", AnalyzeOptions(cache_dir=tmp_path / "cache"))
 
 
 def clip(seed: int) -> ClipFeatures:

@@ -7,10 +7,12 @@ import re
 import shlex
 from pathlib import Path
 
+import jsonschema
 from click.testing import CliRunner
 
 from media_factory import make_media
 from sgdtam_pipe.pipeline.cli import main
+from sgdtam_pipe.pipeline.schema import load_schema
 from sgdtam_pipe.pipeline.version import __version__
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,6 +40,12 @@ def test_the_labels_csv_example_runs_as_printed(tmp_path, monkeypatch) -> None:
     rows = len(block(page, "csv").strip().splitlines()) - 1
     assert (summary["examples"], summary["failed"]) == (rows, 0)
     assert summary["splits"] == {"train": 2, "dev": 1, "test": 1}
+    # the dataset evaluates with the starter checkpoint (its test row is text only), in the published schema
+    evaluated = CliRunner().invoke(main, ["evaluate", args[args.index("--out") + 1], "--split", "test", "--quiet"])
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads(evaluated.stdout)
+    jsonschema.validate(report, load_schema())
+    assert report["kind"] == "evaluation" and report["all"]["count"] == 1
 
 
 def test_relative_links_in_the_docs_resolve() -> None:
