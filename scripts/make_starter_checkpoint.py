@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 FER_TRAIN_LIMIT = 12000
 """FER2013 train photos kept (class-stratified): balanced sampling draws far fewer per epoch, and 12k keep extraction short."""
-EPOCHS = 14
+EPOCHS = 22
 """At most; early stopping (patience 8, model/train.py) usually ends sooner: see train_log.json."""
 DRAWS_PER_GROUP = 2000
 """Draws per source per epoch: 8,000 a balanced epoch (about two minutes here), the 830 voices seen ~2.4 times."""
