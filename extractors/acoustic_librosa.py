@@ -145,10 +145,13 @@ class LibrosaExtractor(AcousticExtractor):
         total = geometry.count(len(samples))
         per_chunk = max(1, round(self.config.chunk_seconds / HOP_SECONDS))
         values = np.zeros((total, len(NAMES)), dtype=np.float32)
+        seconds = round(len(samples) / sample_rate, 1)  # progress in seconds of audio, as openSMILE reports it
+        report_progress(hook, "librosa", done=0.0, total=seconds, unit="s")
         for first, stop in chunk_bounds(total, per_chunk):
             lo, hi = max(0, first - CONTEXT_FRAMES), min(total, stop + CONTEXT_FRAMES)
             values[first:stop] = self._columns(samples, geometry, lo, hi - lo)[first - lo:stop - lo]
-            report_progress(hook, "librosa:frames", done=stop, total=total)
+            done = seconds if stop == total else min(round(stop * HOP_SECONDS, 1), seconds)
+            report_progress(hook, "librosa", done=done, total=seconds, unit="s")
         start_sample = np.arange(total, dtype=np.int64) * geometry.hop  # sample counts, not times
         return Frames(values, start_sample / sample_rate, (start_sample + geometry.frame) / sample_rate, NAMES)
 

@@ -80,14 +80,15 @@ class _Engine:
         rows: list[np.ndarray] = []
         starts: list[float] = []
         lengths: list[float] = []
-        seconds = len(samples) / self.sample_rate
+        seconds = round(len(samples) / self.sample_rate, 1)
+        report_progress(hook, "opensmile", done=0.0, total=seconds, unit="s")
 
         def collect(data: np.ndarray, meta: Any) -> None:
             rows.append(data.copy())
             starts.append(meta.time)
             lengths.append(meta.lengthSec)
             if len(rows) % PROGRESS_FRAMES == 0:
-                report_progress(hook, "opensmile", done=min(meta.time, seconds), total=seconds)
+                report_progress(hook, "opensmile", done=min(round(meta.time, 1), seconds), total=seconds, unit="s")
 
         source, sink = self._layout.EXTERNAL_SOURCE_COMPONENT, self._layout.EXTERNAL_OUTPUT_COMPONENT
         self._smile.external_sink_set_callback_ex(sink, collect)
@@ -97,7 +98,7 @@ class _Engine:
         self._smile.external_audio_source_set_eoi(source)
         self._smile.run()
         self._smile.reset()
-        report_progress(hook, "opensmile", done=seconds, total=seconds)
+        report_progress(hook, "opensmile", done=seconds, total=seconds, unit="s")
         start = np.asarray(starts, dtype=np.float64)
         values = np.vstack(rows) if rows else np.zeros((0, len(self.names)), np.float32)
         return Frames(values, start, start + np.asarray(lengths, dtype=np.float64), self.names)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sgdtam_pipe.extractors import asr, sphinx
+from sgdtam_pipe.extractors.base import Hook
 from sgdtam_pipe.extractors.media import AudioTrack, decode_audio, probe
 from sgdtam_pipe.extractors.sidecars import Cue
 from sgdtam_pipe.extractors.transcript import TimedToken, TranscriptConfig, Word, interpolate, spread
@@ -252,7 +253,8 @@ def _edge(tokens: Sequence[TimedToken], span: tuple[float, float], side: int) ->
     return min(span[1], ordered[timed].end + EDGE_WORD_SECONDS * timed)
 
 
-def timed_words_for_text(media: Path, cues: Sequence[Cue], *, config: TranscriptConfig) -> tuple[list[Word], str]:
+def timed_words_for_text(media: Path, cues: Sequence[Cue], *, config: TranscriptConfig,
+                         hook: Hook | None = None) -> tuple[list[Word], str]:
     """Words of a sidecar's cues, each with a time; the second item says how untimed words were timed.
 
     Order of trust: times the sidecar gives a single word; forced alignment of
@@ -273,7 +275,7 @@ def timed_words_for_text(media: Path, cues: Sequence[Cue], *, config: Transcript
         if any(fitted):
             aligners.append("pocketsphinx")
         if not fitted or not all(fitted):
-            heard = asr.recognise_samples(audio.samples, config=config, offset=audio.start)
+            heard = asr.recognise_samples(audio.samples, config=config, offset=audio.start, hook=hook)
             if _accept_heard_times(tokens, heard):
                 aligners.append(asr.recogniser_name(config))
     if aligners:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from sgdtam_pipe.extractors import sphinx
-from sgdtam_pipe.extractors.base import require
+from sgdtam_pipe.extractors.base import Hook, require
 from sgdtam_pipe.extractors.devices import whisper_device
 from sgdtam_pipe.extractors.media import decode_audio
 from sgdtam_pipe.extractors.transcript import TranscriptConfig, Word
@@ -108,8 +108,12 @@ def fitted_encoder(encode: Callable[[Any], Any], *, frames: int) -> Callable[[An
     return fitted
 
 
-def recognise_samples(samples: "np.ndarray", *, config: TranscriptConfig, offset: float = 0.0) -> list[Word]:
+def recognise_samples(samples: "np.ndarray", *, config: TranscriptConfig, offset: float = 0.0,
+                      hook: Hook | None = None) -> list[Word]:
     """Words in 16 kHz mono ``samples``; times are shifted by ``offset`` and kept inside the audio.
+
+    ``hook("whisper", {"done", "total", "unit": "s"})`` (``"sphinx"`` with a grammar) counts the
+    seconds of audio recognised, once per recognised segment (region with a grammar).
 
     Whisper decodes greedily or by beam search at temperature 0; with
     ``config.fallback`` a window whose text looks looped or improbable is
@@ -119,8 +123,10 @@ def recognise_samples(samples: "np.ndarray", *, config: TranscriptConfig, offset
     window is decoded without the previous window's text as prompt, so one
     misheard window cannot set off a loop in the next.
     """
+    seconds = round(len(samples) / 16_000, 1)
     if config.grammar is not None:
-        return _recognise_with_grammar(samples, config=config, offset=offset)
+        return _recognise_with_grammar(samples, config=config, offset=offset, hook=hook)
+    _report(hook, "whisper", 0.0, seconds)
     model = load_whisper(_model_dir(config), config.compute_type, config.threads, config.whisper_window,
                          config.device)
     options: dict[str, object] = {"vad_filter": config.chunking == "vad"}
@@ -129,6 +135,7 @@ def recognise_samples(samples: "np.ndarray", *, config: TranscriptConfig, offset
         if config.chunking == "regions":
             regions = gather(regions, limit=REGION_STRETCH)
         if not regions:
+            _report(hook, "whisper", seconds, seconds)
             return []
         options = {"vad_filter": False, "clip_timestamps": [t for region in regions for t in region]}
     if config.fallback:
@@ -139,7 +146,8 @@ def recognise_samples(samples: "np.ndarray", *, config: TranscriptConfig, offset
         **options)
     limit = offset + len(samples) / 16_000
     words: list[Word] = []
-    for segment in segments:
+    for segment in segments:  # a generator: each segment is decoded as it is asked for
+        _report(hook, "whisper", float(segment.end), seconds)
         for word in segment.words or ():
             text = word.word.strip()
             if not text:
@@ -147,29 +155,42 @@ def recognise_samples(samples: "np.ndarray", *, config: TranscriptConfig, offset
             start = min(max(offset + float(word.start), words[-1].start if words else offset), limit)
             end = min(max(offset + float(word.end), start), limit)
             words.append(Word(text, start, end, float(word.probability), False))
+    _report(hook, "whisper", seconds, seconds)
     return words
 
 
-def _recognise_with_grammar(samples: "np.ndarray", *, config: TranscriptConfig, offset: float) -> list[Word]:
+def _report(hook: Hook | None, step: str, done: float, total: float) -> None:
+    """Seconds of audio recognised, to the tenth, never past ``total``."""
+    if hook is not None:
+        hook(step, {"done": min(round(done, 1), total), "total": total, "unit": "s"})
+
+
+def _recognise_with_grammar(samples: "np.ndarray", *, config: TranscriptConfig, offset: float,
+                            hook: Hook | None = None) -> list[Word]:
     """Each speech region decoded by PocketSphinx as one sentence of ``config.grammar``."""
     sphinx.load_grammar(config.grammar)  # a bad grammar is reported even for a silent track
+    seconds = round(len(samples) / 16_000, 1)
+    _report(hook, "sphinx", 0.0, seconds)
     words: list[Word] = []
     for start, end in speech_regions(samples, min_silence=config.pause):
         piece = samples[int(start * 16_000):int(end * 16_000)]
         words.extend(Word(h.word, h.start, h.end, h.probability, False)
                      for h in sphinx.recognise(piece, config.grammar, offset=offset + start))
+        _report(hook, "sphinx", end, seconds)
+    _report(hook, "sphinx", seconds, seconds)
     return words
 
 
-def recognise(path: str | Path, *, config: TranscriptConfig) -> Recognition:
-    """Words spoken in ``path``'s first audio stream (none when it has no audio stream)."""
+def recognise(path: str | Path, *, config: TranscriptConfig, hook: Hook | None = None) -> Recognition:
+    """Words spoken in ``path``'s first audio stream (none when it has no audio stream); ``hook``: see
+    :func:`recognise_samples`."""
     source = "asr:" + recogniser_name(config)
     audio = decode_audio(path)
     if audio is None:
         return Recognition((), None, source, note="the file has no audio stream")
     if not len(audio.samples):
         return Recognition((), (audio.start, audio.start), source, note="the audio stream holds no samples")
-    words = recognise_samples(audio.samples, config=config, offset=audio.start)
+    words = recognise_samples(audio.samples, config=config, offset=audio.start, hook=hook)
     span = (audio.start, audio.start + audio.duration)
     return Recognition(tuple(words), span, source, note="" if words else "the recogniser heard no speech")
 

@@ -205,6 +205,7 @@ class FaceExtractor(Extractor):
             return self._still(path, model, hook)
         rate = min(filter(None, (self.config.fps, info.avg_fps)), default=None)
         total = math.ceil(info.duration * rate) if rate and info.duration else 0
+        _report(hook, 0, total or None)
         frames = _shrunk(iter_frames(path, self.config.fps), self.config.max_side)
         starts: list[float] = []
         ends: list[float] = []
@@ -222,11 +223,12 @@ class FaceExtractor(Extractor):
                 ends += [frame.end for frame in chunk]
                 if len(running) == LANES:  # the lane's previous chunk must finish first: in-order tracking
                     found += running.pop(0).result()
-                    _report(hook, len(found), total)
+                    _report(hook, len(found), total or None)
                 running.append(pool.submit(lanes[number % LANES].detect_chunk, chunk))
             for future in running:
                 found += future.result()
-        _report(hook, len(found), len(found))
+                _report(hook, len(found), total or None)
+        _report(hook, len(found), total or len(found), end=True)
         return self._stream(path, starts, ends, self._follow(found))
 
     def _still(self, path: str | Path, model: Path, hook: Hook | None) -> ModalityResult:
@@ -239,7 +241,7 @@ class FaceExtractor(Extractor):
             if self._still_landmarker is None:
                 self._still_landmarker = self._open_still(model)
             faces = detect(self._still_landmarker, image, None)
-        _report(hook, 1, 1)
+        _report(hook, 1, 1, end=True)
         subject = pick_subject(faces, None, self.config.subject)
         if subject is None:
             return MissingModality("no face found in the image", self.identity())
@@ -400,9 +402,15 @@ class Lane:
         return found
 
 
-def _report(hook: Hook | None, done: int, total: int) -> None:
-    if hook is not None:
-        hook("face", {"done": done, "total": max(done, total)})
+def _report(hook: Hook | None, done: int, total: int | None, *, end: bool = False) -> None:
+    """Frames done of a total fixed up front (duration × sampling rate; ``None`` when the duration is
+    unknown). The total never changes mid-run: a clip with more frames than estimated holds just under
+    it, and the last report (``end``) says ``total`` even where the frames fell short."""
+    if hook is None:
+        return
+    if total is not None:
+        done = total if end else min(done, total - 1)
+    hook("face", {"done": done, "total": total, "unit": "frames"})
 
 
 # --- frames -----------------------------------------------------------------------

@@ -182,9 +182,10 @@ class TextExtractor(Extractor):
     Config = TextConfig
     config: TextConfig
 
-    def transcribe(self, path: str | Path) -> Transcript:
-        """The transcript this extractor would embed (cacheable: ``Transcript.to_json``)."""
-        return transcribe(path, config=self.config)
+    def transcribe(self, path: str | Path, *, hook: Hook | None = None) -> Transcript:
+        """The transcript this extractor would embed (cacheable: ``Transcript.to_json``); ``hook`` gets
+        the recogniser's progress in seconds of audio."""
+        return transcribe(path, config=self.config, hook=hook)
 
     def embed(self, transcript: Transcript, *, hook: Hook | None = None) -> ModalityResult:
         """One row per word-piece token with its word's interval; missing when there are no words."""
@@ -193,7 +194,7 @@ class TextExtractor(Extractor):
     def embed_many(self, transcripts: Sequence[Transcript], *, hook: Hook | None = None) -> list[ModalityResult]:
         """:meth:`embed` of each transcript, their windows encoded together in padded batches.
 
-        ``hook("embed", {"done", "total"})`` counts windows encoded.
+        ``hook("embed", {"done", "total", "unit": "windows"})`` counts token windows encoded.
         """
         identity = self.identity()
         if not any(t.words for t in transcripts):  # nothing to encode: no model load
@@ -204,12 +205,14 @@ class TextExtractor(Extractor):
         parts = [part for plan in plans if plan for part in plan[0]]
         states: list[np.ndarray] = [np.empty(0)] * len(parts)
         done = 0
+        if hook is not None:
+            hook("embed", {"done": 0, "total": len(parts), "unit": "windows"})
         for group in batches([len(p.ids) for p in parts]):
             for k, state in zip(group, _encode(model, tokenizer, [parts[k] for k in group], self.config.layer)):
                 states[k] = state
             done += len(group)
             if hook is not None:
-                hook("embed", {"done": done, "total": len(parts)})
+                hook("embed", {"done": done, "total": len(parts), "unit": "windows"})
         results: list[ModalityResult] = []
         first = 0  # index in ``parts`` of the transcript's first window
         for transcript, plan in zip(transcripts, plans):
@@ -246,6 +249,4 @@ class TextExtractor(Extractor):
         return parts, owners
 
     def extract(self, path: str | Path, *, hook: Hook | None = None) -> ModalityResult:
-        if hook is not None:
-            hook("transcribe", {})
-        return self.embed(self.transcribe(path), hook=hook)
+        return self.embed(self.transcribe(path, hook=hook), hook=hook)

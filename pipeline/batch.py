@@ -295,7 +295,8 @@ def run_batch(root: str | Path, *, out_dir: str | Path, job: Job, workers: int =
     whose workers have this package installed and see the same paths.
     ``timeout``: seconds per clip (``None``: no limit). ``settings`` and
     ``fresh_state``: see the module doc.
-    ``hook`` receives ``("scan", {"found", "problems"})``, then
+    ``hook`` receives ``("scan", {"found", "problems"})`` as soon as the scan ends,
+    ``("plan", {"todo", "skipped"})`` once the state says what is left, then
     ``("clip", {"done", "total", "path", "status", "skipped"})`` per clip.
     Ctrl-C stops the run cleanly: clips in flight go back to pending, the
     tables are written, and the summary says ``interrupted``. The summary is
@@ -315,6 +316,8 @@ def run_batch(root: str | Path, *, out_dir: str | Path, job: Job, workers: int =
             state.requeue("running")  # left by a run that was killed; we hold the folder now
             todo = _plan(state, scan, retry_failed=retry_failed)
             skipped = len(scan.media) - len(todo)
+            if hook:
+                hook("plan", {"todo": len(todo), "skipped": skipped})
             progress = _Progress(state, out_dir, hook, total=len(todo), skipped=skipped)
             try:
                 interrupted = bool(todo) and _drive(open_pool(workers, scheduler, timeout), job, todo, progress)

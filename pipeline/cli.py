@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -69,22 +70,73 @@ def _timeout_option(command: Callable[..., Any]) -> Callable[..., Any]:
                         help="Seconds one clip may take before it is stopped (0: no limit).")(command)
 
 
-class StageProgress:
-    """A hook that prints one line per pipeline stage on a terminal (quiet otherwise)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-
-    def __call__(self, step: str, info: Any) -> None:
-        if not self.enabled:
-            return
-        done, total = info.get("done"), info.get("total")
-        suffix = f" {done}/{total}" if done is not None and total else ""
-        click.echo(f"\r[{step}]{suffix}".ljust(40), err=True, nl=done is None or done == total)
+LOG = logging.getLogger("sgdtam_pipe")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-def _progress() -> StageProgress:
-    return StageProgress(sys.stderr.isatty())
+class _Stderr(logging.StreamHandler):
+    """Log lines to whatever ``sys.stderr`` is when they are written (click's test runner swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+class _LineFormat(logging.Formatter):
+    """``warning: text`` (as the CLI has always printed them); debug lines also name their module."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.levelno == logging.INFO:
+            return text
+        where = f"[{record.name.removeprefix('sgdtam_pipe.')}] " if record.levelno < logging.INFO else ""
+        return f"{record.levelname.lower()}: {where}{text}"
+
+
+def setup_logging(level: int) -> None:
+    """Send the package's log records at ``level`` and above to stderr (other libraries' loggers are left
+    alone); called once per command, so repeated in-process runs do not stack handlers."""
+    for handler in [h for h in LOG.handlers if isinstance(h, _Stderr)]:
+        LOG.removeHandler(handler)
+    handler = _Stderr()
+    handler.setFormatter(_LineFormat())
+    LOG.addHandler(handler)
+    LOG.setLevel(level)
+    LOG.propagate = False
+
+
+def _progress(quiet: bool = False):
+    """The progress hook for this command: silent with the group's ``--quiet`` or the command's own."""
+    from sgdtam_pipe.pipeline.progress import ProgressHook
+
+    root = click.get_current_context().find_root()
+    return ProgressHook(quiet=quiet or bool((root.obj or {}).get("quiet")))
+
+
+def batch_progress(hook: Callable[[str, Any], None]) -> Callable[[str, Any], None]:
+    """``run_batch``'s events as one ``clips`` step counted against the clips the scan found: the
+    first line comes with the scan, before any clip has run; clips done in an earlier run count as done."""
+    found = 0
+
+    def report(step: str, info: Any) -> None:
+        nonlocal found
+        if step == "scan":
+            found = info["found"]
+            problems = f" ({info['problems']} unreadable entries)" if info["problems"] else ""
+            hook("clips", {"done": 0, "total": found, "unit": "clips",
+                           "message": f"found {found} media files{problems}"})
+        elif step == "plan" and info["skipped"]:
+            hook("clips", {"done": info["skipped"], "total": found, "unit": "clips",
+                           "message": f"{info['skipped']} done in an earlier run"})
+        elif step == "clip":
+            hook("clips", {"done": info["skipped"] + info["done"], "total": found, "unit": "clips",
+                           "message": f"{Path(info['path']).name} {info['status']}"})
+
+    return report
 
 
 cache_dir_option = click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -129,8 +181,19 @@ def speech_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sgdtam-pipe")
 @click.option("--debug", is_flag=True, help="Show the traceback of an error instead of one line.")
-def main(debug: bool) -> None:
-    """Sentiment over time from raw video: timed text, audio and face features, SG-DTAM."""
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr (warnings and errors are still shown).")
+@click.option("-v", "--verbose", is_flag=True, help="Also debug log lines on stderr (same as --log-level debug).")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False),
+              help="Least severe log lines shown on stderr [default: warning; debug with --verbose]. "
+                   "Progress is not a log line: only --quiet hides it.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool, quiet: bool, verbose: bool, log_level: str | None) -> None:
+    """Sentiment over time from raw video: timed text, audio and face features, SG-DTAM.
+
+    Results go to stdout; progress, warnings and log lines to stderr.
+    """
+    ctx.obj = {"quiet": quiet}
+    setup_logging(getattr(logging, (log_level or ("debug" if verbose else "warning")).upper()))
 
 
 @main.command()
@@ -170,9 +233,14 @@ def analyze(clip: Path, json_out: str | None, plot: Path | None, html_out: Path 
                                                                     "(--timeout SECONDS raises the limit)"))
     options = AnalyzeOptions(audio_backend=audio_backend, fps=fps, transcript=transcript, **speech,
                              checkpoint=checkpoint, cache_dir=cache_dir, use_cache=not no_cache, device=device)
-    result = run_analyze(clip, options, hook=_progress())
+    LOG.debug("analyze %s with %s", clip, options)
+    hook = _progress()
+    try:
+        result = run_analyze(clip, options, hook=hook)
+    finally:
+        hook.close()
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        LOG.warning(warning)
     written = []  # files first, so a failure in the summary cannot cost them
     if json_out and json_out != "-":
         from sgdtam_pipe.extractors.records_io import atomic_write_json
@@ -233,36 +301,16 @@ def batch(folder: Path, out_dir: Path, workers: int, scheduler: str | None, retr
 
     options = AnalyzeOptions(audio_backend=audio_backend, **speech, checkpoint=checkpoint, cache_dir=cache_dir,
                              device=device)
-    progress = BatchProgress(sys.stderr.isatty())
-    summary = run_batch(folder, out_dir, options, workers=workers, scheduler=scheduler, hook=progress,
-                        retry_failed=retry_failed, html=html, timeout=timeout or None, fresh_state=fresh_state)
-    progress.close()
+    hook = _progress()
+    try:
+        summary = run_batch(folder, out_dir, options, workers=workers, scheduler=scheduler,
+                            hook=batch_progress(hook), retry_failed=retry_failed, html=html,
+                            timeout=timeout or None, fresh_state=fresh_state)
+    finally:
+        hook.close()
     click.echo(json.dumps(summary.to_json(), indent=2))
     if summary.interrupted:
         sys.exit(130)
-
-
-class BatchProgress:
-    """A progress bar over clips on a terminal; silent when stderr is not one."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar = None
-
-    def __call__(self, step: str, info: Any) -> None:
-        if not self.enabled:
-            return
-        if step == "scan":
-            click.echo(f"found {info['found']} media files ({info['problems']} unreadable entries)", err=True)
-        elif step == "clip":
-            if self.bar is None:
-                self.bar = click.progressbar(length=info["total"], label="clips", file=sys.stderr)
-                self.bar.__enter__()
-            self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
 
 
 @main.command()
@@ -291,10 +339,9 @@ def extract(folder: Path, labels: Path, out_dir: Path, batch_rows: int, speech: 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from sgdtam_pipe.pipeline.analyze import AnalyzeOptions
     from sgdtam_pipe.pipeline.dataset import build_dataset
-    from sgdtam_pipe.pipeline.progress import ProgressHook
 
     options = AnalyzeOptions(audio_backend=audio_backend, **speech, cache_dir=cache_dir)
-    hook = ProgressHook(quiet=quiet)
+    hook = _progress(quiet)
     try:
         summary = build_dataset(labels, out_dir, options, media_root=folder, hook=hook, batch_rows=batch_rows)
     finally:
@@ -303,7 +350,10 @@ def extract(folder: Path, labels: Path, out_dir: Path, batch_rows: int, speech: 
         notes = summary.pop(key)
         summary[f"{key[:-1]}_lines"] = [note["line"] for note in notes]
         for note in notes:
-            click.echo(f"{kind}: {labels}, line {note['line']}: {note['reason']}", err=True)
+            if kind == "warning":
+                LOG.warning("%s, line %s: %s", labels, note["line"], note["reason"])
+            else:
+                click.echo(f"{kind}: {labels}, line {note['line']}: {note['reason']}", err=True)
     click.echo(json.dumps(summary, indent=2))
     if not summary["examples"]:
         sys.exit(1)
@@ -352,7 +402,6 @@ def train(dataset: Path, out_dir: Path, preset: str, epochs: int, seed: int, see
 
     Progress and one line per epoch go to stderr; stdout gets one JSON document.
     """
-    from sgdtam_pipe.pipeline.progress import ProgressHook
     from sgdtam_pipe.pipeline.training import TrainingOptions, set_threads, train_checkpoint
 
     set_threads(threads)
@@ -360,9 +409,10 @@ def train(dataset: Path, out_dir: Path, preset: str, epochs: int, seed: int, see
                               batch_size=batch_size, lr=lr, patience=patience, plateau_patience=plateau_patience,
                               modality_dropout=modality_dropout, balance_groups=balance_groups,
                               draws_per_group=draws_per_group)
-    hook = ProgressHook(quiet=quiet)
+    hook = _progress(quiet)
     try:
-        card = train_checkpoint(dataset, out_dir, options=options, resume=resume, hook=hook, verbose=not quiet)
+        card = train_checkpoint(dataset, out_dir, options=options, resume=resume, hook=hook,
+                                verbose=not hook.quiet)
     finally:
         hook.close()
     click.echo(json.dumps({"checkpoint": str(out_dir), "metrics": card["metrics"],
@@ -383,11 +433,10 @@ def evaluate(dataset: Path, checkpoint: Path | None, split: str, per_pattern: bo
     Progress goes to stderr; stdout gets one JSON document.
     """
     from sgdtam_pipe.model.metrics import json_safe
-    from sgdtam_pipe.pipeline.progress import ProgressHook
     from sgdtam_pipe.pipeline.schema import versioned
     from sgdtam_pipe.pipeline.training import evaluate_checkpoint
 
-    hook = ProgressHook(quiet=quiet)
+    hook = _progress(quiet)
     try:
         metrics = evaluate_checkpoint(dataset, checkpoint, split=split, per_pattern=per_pattern, hook=hook)
     finally:

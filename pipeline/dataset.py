@@ -338,7 +338,7 @@ def _heartbeat(build: _Build, row: LabelRow) -> Hook | None:
 
     def beat(step: str, info: Any) -> None:
         done, total = info.get("done"), info.get("total")
-        counts = f" {done}/{total}" if done is not None and total else ""
+        counts = f" {done}/{total} {info.get('unit', '')}".rstrip() if done is not None and total else ""
         hook("extract", {"unit": "rows", "message": f"line {row.line}: {step}{counts}"})
 
     return beat

@@ -11,6 +11,7 @@ the reason "still image", and no speech or acoustic extractor runs.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +29,8 @@ from sgdtam_pipe.pipeline.errors import StageError
 
 AUDIO_POOL_SECONDS = 0.1
 """The model sees acoustic frames pooled from 10 ms to 100 ms windows (true intervals kept)."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def _run_stage(stage: str, work, *args, **kwargs):
         raise StageError(stage, f"{type(exc).__name__}: {detail}") from exc
 
 
-def _text(extractor: Extractor, path: Path, sha: str, cache: FeatureCache | None):
+def _text(extractor: Extractor, path: Path, sha: str, cache: FeatureCache | None, hook: Hook | None = None):
     """``(features, transcript, from_cache)``; the transcript is cached beside the features."""
     from sgdtam_pipe.extractors.transcript import Transcript
 
@@ -101,8 +104,8 @@ def _text(extractor: Extractor, path: Path, sha: str, cache: FeatureCache | None
     features = cache.get(sha, identity) if cache else None
     if stored is not None and features is not None:
         return features, Transcript.from_json(stored), True
-    transcript = _run_stage("text", extractor.transcribe, path)
-    features = _run_stage("text", extractor.embed, transcript)
+    transcript = _run_stage("text", extractor.transcribe, path, hook=hook)
+    features = _run_stage("text", extractor.embed, transcript, hook=hook)
     if cache:
         cache.put_json(sha, identity, "transcript", transcript.to_json())
         cache.put(sha, identity, features)
@@ -149,8 +152,10 @@ def extract_clip(path: str | Path, settings: ExtractionSettings, *, cache: Featu
         if info.still and modality != "video":
             results[modality], cached[modality] = MissingModality("still image", extractor.identity()), False
         elif modality == "text":
-            results[modality], transcript, cached[modality] = _text(extractor, path, sha, cache)
+            results[modality], transcript, cached[modality] = _text(extractor, path, sha, cache, hook)
         else:
             results[modality], cached[modality] = _modality(modality, extractor, path, sha, cache, hook)
         timings[modality] = time.perf_counter() - started
+        log.debug("%s: %s %s in %.2f s", path.name, modality, "from the cache" if cached[modality] else "computed",
+                  timings[modality])
     return ExtractedClip(ClipFeatures(clip, **results), info, transcript, timings, cached)

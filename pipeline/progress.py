@@ -1,11 +1,13 @@
 """Progress for long work, as a :data:`~sgdtam_pipe.extractors.base.Hook`: a bar on a terminal, log lines off one.
 
 Work reports ``hook(step, info)``; ``info`` may hold ``done`` and ``total``
-(counts), ``unit`` (what is counted, e.g. ``"rows"``) and ``message`` (shown
+(counts, or seconds of media as floats), ``unit`` (what is counted, e.g. ``"rows"``, ``"s"``) and ``message`` (shown
 beside the bar, or in the log line). On a terminal each step gets a tqdm bar
 with rate and ETA. Off a terminal (a log file, CI) a plain line goes to stderr
 when a step starts, when it ends, and at least every ``log_every`` seconds in
-between, so a long run is never silent. ``quiet`` shows nothing.
+between, so a long run is never silent; a step reported with neither ``done`` nor ``total``
+and no bar open (a stage starting) is one line in both cases. A step starts again when ``done``
+goes back (the next clip). ``quiet`` shows nothing.
 Results never go through here: they belong on stdout.
 """
 
@@ -31,6 +33,7 @@ class ProgressHook:
     _bars: dict[str, Any] = field(default_factory=dict)
     _last_log: dict[str, float] = field(default_factory=dict)
     _started: dict[str, float] = field(default_factory=dict)
+    _last_done: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.interactive is None:
@@ -40,7 +43,11 @@ class ProgressHook:
         if self.quiet:
             return
         done, total = info.get("done"), info.get("total")
-        if self.interactive:
+        if self.interactive and done is None and total is None and step not in self._bars:  # a stage starting
+            from tqdm import tqdm
+
+            tqdm.write(_log_line(step, None, None, info, 0.0), file=self.stream)
+        elif self.interactive:
             self._bar(step, done, total, info)
         else:
             self._log(step, done, total, info)
@@ -65,7 +72,10 @@ class ProgressHook:
 
     def _log(self, step: str, done: int | None, total: int | None, info: Mapping[str, Any]) -> None:
         now = time.monotonic()
-        first = step not in self._started or (done is not None and done <= 1)
+        previous = self._last_done.get(step)
+        first = step not in self._started or (done is not None and previous is not None and done < previous)
+        if done is not None:
+            self._last_done[step] = done
         if first:
             self._started[step] = now
         finished = total is not None and done is not None and done >= total
@@ -86,7 +96,7 @@ def _log_line(step: str, done: int | None, total: int | None, info: Mapping[str,
     parts = [f"{stamp} [{step}]"]
     unit = info.get("unit", "")
     if done is not None:
-        parts.append(f"{done}/{total} {unit}".rstrip() if total else f"{done} {unit}".rstrip())
+        parts.append(f"{_count(done)}/{_count(total)} {unit}".rstrip() if total else f"{_count(done)} {unit}".rstrip())
         if elapsed > 0 and done:
             rate = done / elapsed
             parts.append(f"{rate:.2f} {unit or 'it'}/s")
@@ -95,6 +105,11 @@ def _log_line(step: str, done: int | None, total: int | None, info: Mapping[str,
     if info.get("message"):
         parts.append(str(info["message"]))
     return "  ".join(parts)
+
+
+def _count(value: float) -> str:
+    """Whole counts as they are, seconds of media to the tenth."""
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
 def _clock(seconds: float) -> str:

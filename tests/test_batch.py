@@ -159,7 +159,7 @@ def test_worker_that_dies_is_recorded_and_the_run_goes_on(tmp_path):
     hook_events = []
     summary = run_batch(root, out_dir=tmp_path / "out", job=crashing_media_job, workers=2,
                         hook=lambda step, info: hook_events.append(info))
-    assert len(hook_events) == 5  # the scan, then each clip once, the retried ones included
+    assert len(hook_events) == 6  # the scan, the plan, then each clip once, the retried ones included
     assert summary.counts == {"pending": 0, "running": 0, "done": 3, "failed": 1, "total": 4}
     (failed,) = RunState(tmp_path / "out" / "run.sqlite").rows("failed")
     assert failed.path.endswith("crash.mpg") and failed.stage == "worker" and "died" in failed.reason

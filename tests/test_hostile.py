@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -39,6 +40,7 @@ from sgdtam_pipe.pipeline.runstate import RunState
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 PEXELS = REPO / "examples" / "pexels-crying-to-laughing.mp4"
+PROGRESS_LINE = re.compile(r"^\d\d:\d\d:\d\d \[")
 GRID = REPO / "examples" / "grid-bbaf2n.mpg"
 ROWS: list[tuple[str, str, float, float]] = []  # case, outcome class, seconds, limit
 
@@ -66,11 +68,16 @@ def case(name: str, limit: float) -> Iterator[dict[str, str]]:
     assert seconds <= limit, f"{name}: {seconds:.1f} s, over its {limit:g} s limit"
 
 
+def messages(stderr: str) -> list[str]:
+    """stderr's lines less the progress log lines (``HH:MM:SS [step] ...``, see pipeline/progress.py)."""
+    return [line for line in stderr.strip().splitlines() if not PROGRESS_LINE.match(line)]
+
+
 def one_line_error(result, *needles: str) -> str:
-    """The CLI result's single stderr line, checked: exit 2, no traceback, naming every needle."""
+    """The CLI result's single stderr message, checked: exit 2, no traceback, naming every needle."""
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
+    lines = messages(result.stderr)
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
@@ -133,7 +140,7 @@ def test_1_analyze_timeout(talk: Path) -> None:
     with case("1 analyze --timeout 1", 20) as outcome:
         done = cli("analyze", str(talk), "--no-cache", "--timeout", "1")
         assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
-        assert done.stderr.strip().splitlines() == [f"error: {talk}: timed out after 1 s "
+        assert messages(done.stderr) == [f"error: {talk}: timed out after 1 s "
                                                     "(--timeout SECONDS raises the limit)"]
         outcome["class"] = "one-line error"
 
@@ -183,7 +190,8 @@ def test_4_unwritable_cache_finishes_with_one_warning(talk: Path, tmp_path: Path
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     with case("4 cache dir cannot be written", 120) as outcome:
-        result = CliRunner().invoke(main, ["analyze", str(talk), "--cache-dir", str(blocker / "cache"), "--json", "-"])
+        result = CliRunner().invoke(main, ["--quiet", "analyze", str(talk), "--cache-dir", str(blocker / "cache"),
+                                           "--json", "-"])  # no progress lines: the warning alone
         assert result.exit_code == 0, result.output
         outcome["class"] = "result"
     assert result.stderr.strip().splitlines() == [f"warning: feature cache not written ({blocker / 'cache'}: "

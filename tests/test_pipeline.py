@@ -184,5 +184,5 @@ def test_batch_cli_with_the_real_analysis_on_a_mixed_folder(tmp_path: Path, cach
     assert good["result"]["analysis"]["modalities"]["video"]["present"]
     assert rows["broken.mp4"]["status"] == "failed" and rows["broken.mp4"]["stage"] == "media"
     assert "not a readable media file" in rows["broken.mp4"]["reason"]
-    again = json.loads(CliRunner().invoke(main, args).output)
+    again = json.loads(CliRunner().invoke(main, args).stdout)
     assert again["skipped"] == 1 and again["counts"]["done"] == 1

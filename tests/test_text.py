@@ -129,7 +129,11 @@ def test_grid_clip_gives_timed_tokens_inside_the_clip(extractor, encoder):
 def test_extract_reports_progress_and_matches_its_two_steps(extractor):
     steps = []
     features = extractor.extract(GRID, hook=lambda step, info: steps.append((step, dict(info))))
-    assert steps == [("transcribe", {}), ("embed", {"done": 1, "total": 1})]
+    heard = [info for step, info in steps if step == "whisper"]  # seconds of audio, per segment
+    assert heard[0] == {"done": 0.0, "total": 3.0, "unit": "s"} and heard[-1]["done"] == 3.0
+    assert {info["total"] for info in heard} == {3.0} and all(info["unit"] == "s" for info in heard)
+    assert [s for s in steps if s[0] != "whisper"] == [("embed", {"done": 0, "total": 1, "unit": "windows"}),
+                                                      ("embed", {"done": 1, "total": 1, "unit": "windows"})]
     np.testing.assert_array_equal(features.values, extractor.embed(extractor.transcribe(GRID)).values)
 
 
