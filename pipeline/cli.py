@@ -477,6 +477,54 @@ def doctor() -> None:
     sys.exit(1 if failed else 0)
 
 
+@main.group("import-features")
+def import_features() -> None:
+    """Turn a public feature set (CMU-MultimodalSDK .csd, MMSA pickle) into a dataset folder for train."""
+
+
+@import_features.command("csd")
+@click.option("--labels", "labels_csd", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="The labels sequence (one row per segment: its interval and label).")
+@click.option("--text", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Text features .csd.")
+@click.option("--audio", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Audio features .csd.")
+@click.option("--video", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Video features .csd.")
+@click.option("--folds", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help='JSON {"train": [video ids], "dev": [...], "test": [...]}.')
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@reports_user_errors
+def import_csd(labels_csd: Path, text: Path | None, audio: Path | None, video: Path | None, folds: Path,
+               out_dir: Path) -> None:
+    """CMU-MultimodalSDK computational sequences, with their real intervals."""
+    from sgdtam_pipe.extractors.errors import UserError
+    from sgdtam_pipe.model.datasets import load_csd
+    from sgdtam_pipe.pipeline.import_features import csd_splits, write_dataset
+
+    try:
+        fold_ids = json.loads(folds.read_text("utf-8"))
+    except ValueError as exc:
+        raise UserError(f"{folds}: not a JSON folds file ({exc})") from None
+    clips, labels = load_csd(labels_csd, text=text, audio=audio, video=video)
+    splits = csd_splits(clips, labels, fold_ids, str(folds))
+    click.echo(json.dumps(write_dataset(out_dir, splits, group=labels_csd.stem, source=str(labels_csd))))
+
+
+@import_features.command("mmsa")
+@click.argument("pickle_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--trust-pickle", is_flag=True, help="Required: a pickle can run code; load only files you trust.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Seconds each clip's rows are spread over (MMSA files carry no times).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@reports_user_errors
+def import_mmsa(pickle_file: Path, trust_pickle: bool, duration: float, out_dir: Path) -> None:
+    """An MMSA-style feature pickle (train/valid/test), times spread evenly and flagged synthetic."""
+    from sgdtam_pipe.model.datasets import load_mmsa
+    from sgdtam_pipe.pipeline.import_features import MMSA_SPLITS, write_dataset
+
+    splits = {name: load_mmsa(pickle_file, split=name, trusted=trust_pickle, duration=duration)
+              for name in MMSA_SPLITS}
+    click.echo(json.dumps(write_dataset(out_dir, splits, group=pickle_file.stem, source=str(pickle_file))))
+
+
 @main.command()
 @click.argument("corpus", type=click.Choice(["ravdess", "fer2013", "meld"]))
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
