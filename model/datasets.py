@@ -129,24 +129,39 @@ class _NumpyOnly(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are accepted")
 
 
-def load_mmsa(path: str | Path, *, split: str, trusted: bool = False, duration: float = 1.0,
-              label_key: str = "regression_labels") -> tuple[list[ClipFeatures], list[float]]:
-    """Clips and labels of one split of an MMSA feature pickle the user vouches for.
-
-    ``trusted=True`` is required: pickles are not a safe format. Times are
-    synthetic (rows spread evenly over ``duration`` seconds per modality).
-    """
+def read_mmsa(path: str | Path, *, trusted: bool = False) -> Any:
+    """The unpickled contents of an MMSA feature pickle the user vouches for (numpy arrays only)."""
     path = Path(path)
     if not trusted:
         raise UserError(f"{path}: refusing to unpickle without trusted=True (pickles can run code)")
     try:
         with open(path, "rb") as handle:
-            data = _NumpyOnly(handle).load()
+            return _NumpyOnly(handle).load()
+    except (OSError, pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError) as exc:
+        raise UserError(f"{path}: not a usable MMSA feature pickle ({exc})") from None
+
+
+def load_mmsa(path: str | Path, *, split: str, trusted: bool = False, duration: float = 1.0,
+              label_key: str = "regression_labels", data: Any = None) -> tuple[list[ClipFeatures], list[float]]:
+    """Clips and labels of one split of an MMSA feature pickle the user vouches for.
+
+    ``trusted=True`` is required: pickles are not a safe format. Times are
+    synthetic (rows spread evenly over ``duration`` seconds per modality).
+    ``data``: the file's contents already read by :func:`read_mmsa` (one
+    unpickle for several splits).
+    """
+    path = Path(path)
+    if data is None:
+        data = read_mmsa(path, trusted=trusted)
+    try:
         part: Mapping[str, Any] = data[split]
         labels = np.asarray(part[label_key], np.float64).reshape(-1)
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{path}: not a usable MMSA feature pickle ({exc})") from None
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise UserError(f"{path}: not a usable MMSA feature pickle (split {split!r}: {exc!r})") from None
     ids = [str(x) for x in part.get("id", range(len(labels)))]
+    for key in ("id", *MMSA_KEYS.values()):
+        if key in part and len(part[key]) != len(labels):
+            raise UserError(f"{path}: split {split!r} has {len(part[key])} {key!r} rows for {len(labels)} labels")
     identity = {m: ExtractorIdentity(f"mmsa:{MMSA_KEYS[m]}", "unknown", {}) for m in MODALITIES}
     clips = []
     for i, name in enumerate(ids):

@@ -495,14 +495,10 @@ def import_features() -> None:
 def import_csd(labels_csd: Path, text: Path | None, audio: Path | None, video: Path | None, folds: Path,
                out_dir: Path) -> None:
     """CMU-MultimodalSDK computational sequences, with their real intervals."""
-    from sgdtam_pipe.extractors.errors import UserError
     from sgdtam_pipe.model.datasets import load_csd
-    from sgdtam_pipe.pipeline.import_features import csd_splits, write_dataset
+    from sgdtam_pipe.pipeline.import_features import csd_splits, read_folds, write_dataset
 
-    try:
-        fold_ids = json.loads(folds.read_text("utf-8"))
-    except ValueError as exc:
-        raise UserError(f"{folds}: not a JSON folds file ({exc})") from None
+    fold_ids = read_folds(folds)
     clips, labels = load_csd(labels_csd, text=text, audio=audio, video=video)
     splits = csd_splits(clips, labels, fold_ids, str(folds))
     click.echo(json.dumps(write_dataset(out_dir, splits, group=labels_csd.stem, source=str(labels_csd))))
@@ -517,11 +513,9 @@ def import_csd(labels_csd: Path, text: Path | None, audio: Path | None, video: P
 @reports_user_errors
 def import_mmsa(pickle_file: Path, trust_pickle: bool, duration: float, out_dir: Path) -> None:
     """An MMSA-style feature pickle (train/valid/test), times spread evenly and flagged synthetic."""
-    from sgdtam_pipe.model.datasets import load_mmsa
-    from sgdtam_pipe.pipeline.import_features import MMSA_SPLITS, write_dataset
+    from sgdtam_pipe.pipeline.import_features import mmsa_splits, write_dataset
 
-    splits = {name: load_mmsa(pickle_file, split=name, trusted=trust_pickle, duration=duration)
-              for name in MMSA_SPLITS}
+    splits = mmsa_splits(pickle_file, trusted=trust_pickle, duration=duration)
     click.echo(json.dumps(write_dataset(out_dir, splits, group=pickle_file.stem, source=str(pickle_file))))
 
 

@@ -16,19 +16,48 @@ each (the SDK's standard folds are such lists). MMSA pickles carry
 from __future__ import annotations
 
 import hashlib
-import shutil
+import json
+import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
-
-import numpy as np
 
 from sgdtam_pipe.extractors.errors import UserError
 from sgdtam_pipe.extractors.records_io import atomic_write_json, save_clip_file
 from sgdtam_pipe.extractors.timeline import ClipFeatures
-from sgdtam_pipe.pipeline.dataset import DATASET_FORMAT, example_path
+from sgdtam_pipe.pipeline.dataset import DATASET_FORMAT, _remove_unwanted, _writing, example_path
 
 MMSA_SPLITS = ("train", "valid", "test")
 Split = tuple[list[ClipFeatures], list[float]]
+
+
+def read_folds(path: str | Path) -> dict[str, list[str]]:
+    """A folds file: JSON ``{split name: [video ids]}``; a video in two splits is refused."""
+    path = Path(path)
+    try:
+        folds = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path}: not a JSON folds file ({exc})") from None
+    if not isinstance(folds, dict) or not folds or not all(
+            isinstance(k, str) and k and isinstance(v, list) and all(isinstance(x, str) for x in v)
+            for k, v in folds.items()):
+        raise UserError(f'{path}: a folds file is a JSON object {{"train": ["video id", ...], "dev": [...], ...}}')
+    if "train" not in folds:
+        raise UserError(f"{path}: no 'train' split (its splits are {sorted(folds)})")
+    seen: dict[str, str] = {}
+    for name, vids in folds.items():
+        for vid in vids:
+            if seen.setdefault(vid, name) != name:
+                raise UserError(f"{path}: video {vid!r} is in both {seen[vid]!r} and {name!r}")
+    return folds
+
+
+def mmsa_splits(path: str | Path, *, trusted: bool, duration: float) -> dict[str, Split]:
+    """The train/valid/test splits of an MMSA pickle, unpickled once."""
+    from sgdtam_pipe.model.datasets import load_mmsa, read_mmsa
+
+    data = read_mmsa(path, trusted=trusted)
+    return {name: load_mmsa(path, split=name, trusted=trusted, duration=duration, data=data)
+            for name in MMSA_SPLITS}
 
 
 def csd_splits(clips: Sequence[ClipFeatures], labels: Sequence[float], folds: Mapping[str, Sequence[str]],
@@ -46,23 +75,32 @@ def csd_splits(clips: Sequence[ClipFeatures], labels: Sequence[float], folds: Ma
 
 
 def write_dataset(out_dir: str | Path, splits: Mapping[str, Split], *, group: str, source: str) -> dict[str, Any]:
-    """Write ``splits`` (regression labels in [-3, 3]) as a dataset folder; returns the counts."""
+    """Write ``splits`` (regression labels in [-3, 3]) as a dataset folder; returns the counts.
+
+    Everything is checked before a file is written; ``--out`` must be new,
+    empty or a dataset folder (whose old examples are replaced).
+    """
     out_dir = Path(out_dir)
-    (out_dir / "dataset.json").unlink(missing_ok=True)
-    shutil.rmtree(out_dir / "examples", ignore_errors=True)
-    examples = []
+    todo = []
     for name, (clips, labels) in splits.items():
         for clip, label in zip(clips, labels):
-            if not np.isfinite(label) or abs(label) > 3:
+            if not math.isfinite(label) or abs(label) > 3:
                 raise UserError(f"{clip.clip.source}: label {label} is not a number in [-3, 3]")
-            example_id = hashlib.sha256(f"{name}:{clip.clip.sha256}".encode()).hexdigest()[:16]
-            save_clip_file(example_path(out_dir, example_id), clip)
+            todo.append((hashlib.sha256(f"{name}:{clip.clip.sha256}".encode()).hexdigest()[:16], name, clip, label))
+    ids = [t[0] for t in todo]
+    if len(set(ids)) != len(ids):
+        raise UserError(f"{source}: two examples of one split have the same id (duplicate segment or 'id')")
+    examples = []
+    with _writing(out_dir):
+        for example_id, name, clip, label in todo:
+            extra = {"present": list(clip.present()), "warnings": []}
+            save_clip_file(example_path(out_dir, example_id), clip, extra)
             examples.append({"id": example_id, "split": name, "label": float(label), "group": group,
-                             "source": clip.clip.source, "start": None, "end": None,
-                             "present": list(clip.present())})
-    atomic_write_json(out_dir / "dataset.json", {
-        "format": DATASET_FORMAT, "labels_csv": None, "imported_from": source,
-        "label": {"kind": "regression", "classes": []}, "settings": {},
-        "examples": examples, "failures": [], "warnings": []})
+                             "source": clip.clip.source, "start": None, "end": None, "present": extra["present"]})
+        _remove_unwanted(out_dir, set(ids))
+        atomic_write_json(out_dir / "dataset.json", {
+            "format": DATASET_FORMAT, "labels_csv": None, "imported_from": source,
+            "label": {"kind": "regression", "classes": []}, "settings": {},
+            "examples": examples, "failures": [], "warnings": []})
     return {"dataset": str(out_dir), "examples": len(examples),
             "splits": {name: len(clips) for name, (clips, _) in splits.items()}}
