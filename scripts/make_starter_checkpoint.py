@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `extract` sets it: far faster embedding on a busy machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -32,7 +33,7 @@ FER_TRAIN_LIMIT = 12000
 EPOCHS = 22
 """At most; early stopping (patience 8, model/train.py) usually ends sooner: see train_log.json."""
 DRAWS_PER_GROUP = 2000
-"""Draws per source per epoch: 8,000 a balanced epoch (about two minutes here), the 830 voices seen ~2.4 times."""
+"""Draws per source per epoch: 8,000 a balanced epoch with the composites (40-70 s here), the 832 voices seen ~2.4 times."""
 COMPOSITES = 6000
 """Composite LA/LV/AV/LAV examples (model/composites.py): the only place the fusion head sees two senses at once."""
 CARRIERS = {"meld": "text", "ravdess": "audio", "fer2013": "video"}
@@ -72,6 +73,8 @@ def main() -> None:
     parser.add_argument("--fer-train-limit", type=int, default=FER_TRAIN_LIMIT)
     args = parser.parse_args()
 
+    from model_card import write_model_card
+    from sgdtam_pipe.extractors.records_io import atomic_write_json
     from sgdtam_pipe.pipeline.analyze import AnalyzeOptions
     from sgdtam_pipe.pipeline.dataset import build_dataset
     from sgdtam_pipe.pipeline.progress import ProgressHook
@@ -95,11 +98,7 @@ def main() -> None:
     card["data"]["sources"] = {name: {"citation": c, "licence": lic, "modalities": how, "rows": rows.get(name, 0)}
                                for name, (c, lic, how) in SOURCES.items()}
     card["data"]["fer_train_limit"] = args.fer_train_limit
-    from sgdtam_pipe.extractors.records_io import atomic_write_json
-
     atomic_write_json(args.out / "card.json", card)
-    from model_card import write_model_card
-
     write_model_card(args.out)
     log(f"done in {time.perf_counter() - started:.0f} s")
     print(json.dumps(card["metrics"], indent=2))
