@@ -200,7 +200,13 @@ class RunState:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction, taken at once (``BEGIN IMMEDIATE``) to avoid deadlocks."""
+        """One short write transaction, taken at once (``BEGIN IMMEDIATE``) to avoid deadlocks.
+
+        A transaction left open by an interrupt that landed between ``BEGIN`` and
+        the ``try`` (Ctrl-C during the ``execute``) is rolled back first.
+        """
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db

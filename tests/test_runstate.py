@@ -113,3 +113,13 @@ def test_two_processes_share_the_state(tmp_path):
     assert owners <= {w.pid for w in workers}
     claims = [log.read_text().split() if log.exists() else [] for log in logs]
     assert sorted(claims[0] + claims[1]) == paths  # every clip claimed exactly once
+
+
+def test_a_transaction_left_open_by_an_interrupt_is_rolled_back_not_a_crash(tmp_path):
+    paths = make_files(tmp_path / "clips", 2)
+    with RunState(tmp_path / "run.sqlite") as state:
+        state.add_pending(paths)
+        state.mark_running(paths[0])
+        state._db.execute("BEGIN IMMEDIATE")  # as when Ctrl-C lands between BEGIN and the try in _transaction
+        state.requeue("running")
+        assert state.counts()["running"] == 0 and state.counts()["pending"] == 2
