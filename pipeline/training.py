@@ -58,10 +58,10 @@ from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, TimedFeatu
 from sgdtam_pipe.model.batching import usable
 from sgdtam_pipe.model.train import PATIENCE, PLATEAU_PATIENCE
 from sgdtam_pipe.pipeline.dataset import load_dataset, load_example
+from sgdtam_pipe.pipeline.labels_csv import DEFAULT_GROUP
 from sgdtam_pipe.pipeline.version import __version__
 
 VALIDATION_SPLITS = ("dev", "val", "valid", "validation")
-DEFAULT_GROUP = "default"
 STATE = "state"
 DEFAULT_THREADS_MAX = 4
 SUMMARISED = ("accuracy", "f1_weighted", "loss", "mae", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc7",
