@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sgdtam_pipe.extractors.acoustic import AcousticExtractor
-from sgdtam_pipe.extractors.acoustic_librosa import LibrosaExtractor
-from sgdtam_pipe.extractors.acoustic_opensmile import OpenSmileExtractor
-from sgdtam_pipe.extractors.media import decode_audio, ffmpeg_exe
-from sgdtam_pipe.extractors.timeline import TimedFeatures
+from sgdtam_pipe.core.media import decode_audio, ffmpeg_exe
+from sgdtam_pipe.core.timeline import TimedFeatures
+from sgdtam_pipe.extractors.acoustic.frames import AcousticExtractor
+from sgdtam_pipe.extractors.acoustic.librosa_frames import LibrosaExtractor
+from sgdtam_pipe.extractors.acoustic.opensmile_frames import OpenSmileExtractor
 
 GRID = Path(__file__).resolve().parent.parent / "examples" / "grid-bbaf2n.mpg"
 RESULTS = Path(__file__).resolve().parent / "results" / "acoustic.json"

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sgdtam_pipe.extractors.records_io import atomic_write_json
-from sgdtam_pipe.extractors.timeline import ClipFeatures, ClipInfo, ExtractorIdentity, TimedFeatures
+from sgdtam_pipe.core.records_io import atomic_write_json
+from sgdtam_pipe.core.timeline import ClipFeatures, ClipInfo, ExtractorIdentity, TimedFeatures
 from sgdtam_pipe.model.config import LabelSpec, SGDTAMConfig
 from sgdtam_pipe.model.metrics import evaluate, restrict
 from sgdtam_pipe.model.sgdtam import SGDTAM, predict

@@ -31,9 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from sgdtam_pipe.extractors.alignment import spoken_words
-from sgdtam_pipe.extractors.asr import recognise
-from sgdtam_pipe.extractors.transcript import TranscriptConfig
+from sgdtam_pipe.extractors.text.asr import recognise
+from sgdtam_pipe.extractors.text.forced_alignment import spoken_words
+from sgdtam_pipe.extractors.text.transcript import TranscriptConfig
 
 MELD = Path(__file__).resolve().parents[2] / "shared" / "data" / "meld"
 
@@ -74,7 +74,7 @@ def join_with_silence(clips: list[Path], gap: float, target: Path) -> Path:
 
     import numpy as np
 
-    from sgdtam_pipe.extractors.media import decode_audio
+    from sgdtam_pipe.core.media import decode_audio
 
     silence = np.zeros(int(gap * 16_000), dtype=np.float32)
     samples = np.concatenate([part for clip in clips for part in (decode_audio(clip).samples, silence)])

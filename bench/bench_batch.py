@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sgdtam_pipe.extractors.media import MediaError, decode_audio, ffmpeg_exe, iter_frames, probe
+from sgdtam_pipe.core.media import MediaError, decode_audio, ffmpeg_exe, iter_frames, probe
 from sgdtam_pipe.pipeline.batch import load_job, run_batch
 from sgdtam_pipe.pipeline.errors import StageError
 from sgdtam_pipe.pipeline.runstate import RunState

@@ -35,8 +35,8 @@ from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as 'sgdtam-pipe extract' sets it, before torch loads
 
-from sgdtam_pipe.extractors.records_io import atomic_write_json
-from sgdtam_pipe.extractors.text import bundled_encoder, load_encoder
+from sgdtam_pipe.core.records_io import atomic_write_json
+from sgdtam_pipe.extractors.text.embedding import bundled_encoder, load_encoder
 from sgdtam_pipe.pipeline import corpora
 from sgdtam_pipe.pipeline.analyze import AnalyzeOptions
 from sgdtam_pipe.pipeline.dataset import build_dataset, example_path, load_dataset, load_example

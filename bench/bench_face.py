@@ -19,8 +19,8 @@ import statistics
 import time
 from pathlib import Path
 
-from sgdtam_pipe.extractors.face import FaceExtractor
-from sgdtam_pipe.extractors.timeline import TimedFeatures
+from sgdtam_pipe.core.timeline import TimedFeatures
+from sgdtam_pipe.extractors.face.landmarker import FaceExtractor
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CLIPS = ("grid-bbaf2n.mpg", "pexels-crying-to-laughing.mp4")

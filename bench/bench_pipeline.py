@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sgdtam_pipe.extractors.media import ffmpeg_exe, probe
+from sgdtam_pipe.core.media import ffmpeg_exe, probe
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "examples" / "grid-bbaf2n.mpg"

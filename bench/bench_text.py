@@ -27,10 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from sgdtam_pipe.extractors.media import decode_audio, ffmpeg_exe
-from sgdtam_pipe.extractors.text import TextExtractor
-from sgdtam_pipe.extractors.alignment import normalise
-from sgdtam_pipe.extractors.timeline import TimedFeatures
+from sgdtam_pipe.core.media import decode_audio, ffmpeg_exe
+from sgdtam_pipe.core.timeline import TimedFeatures
+from sgdtam_pipe.extractors.text.embedding import TextExtractor
+from sgdtam_pipe.extractors.text.forced_alignment import normalise
 
 GRID = Path(__file__).resolve().parent.parent / "examples" / "grid-bbaf2n.mpg"
 GRAMMAR = GRID.with_name("grid.jsgf")

@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from sgdtam_pipe.extractors.timeline import ClipFeatures, ClipInfo, ExtractorIdentity, MissingModality, TimedFeatures
+from sgdtam_pipe.core.timeline import ClipFeatures, ClipInfo, ExtractorIdentity, MissingModality, TimedFeatures
 from sgdtam_pipe.model.config import LabelSpec, SGDTAMConfig
 from sgdtam_pipe.model.train import build_model, train
 

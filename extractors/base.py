@@ -19,19 +19,18 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
-from sgdtam_pipe.extractors.errors import UserError
-from sgdtam_pipe.extractors.timeline import ExtractorIdentity, ModalityResult
-
-Hook = Callable[[str, Mapping[str, Any]], None]
-"""Progress callback: ``hook(step_name, info)``; ``info`` may hold ``done`` and ``total``."""
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.hooks import Hook
+from sgdtam_pipe.core.recording import Recording
+from sgdtam_pipe.core.timeline import ExtractorIdentity, ModalityResult
 
 REGISTRY: dict[str, dict[str, str]] = {
-    "text": {"whisper-minilm": "sgdtam_pipe.extractors.text:TextExtractor"},
-    "audio": {"opensmile": "sgdtam_pipe.extractors.acoustic_opensmile:OpenSmileExtractor",
-              "librosa": "sgdtam_pipe.extractors.acoustic_librosa:LibrosaExtractor"},
-    "video": {"mediapipe": "sgdtam_pipe.extractors.face:FaceExtractor"},
+    "text": {"whisper-minilm": "sgdtam_pipe.extractors.text.embedding:TextExtractor"},
+    "audio": {"opensmile": "sgdtam_pipe.extractors.acoustic.opensmile_frames:OpenSmileExtractor",
+              "librosa": "sgdtam_pipe.extractors.acoustic.librosa_frames:LibrosaExtractor"},
+    "video": {"mediapipe": "sgdtam_pipe.extractors.face.landmarker:FaceExtractor"},
 }
 DEFAULT_BACKEND: dict[str, str] = {"text": "whisper-minilm", "audio": "opensmile", "video": "mediapipe"}
 RUNTIME_FIELDS: frozenset[str] = frozenset({"threads", "workers", "verbose", "device"})
@@ -91,8 +90,9 @@ class Extractor(ABC):
         return ExtractorIdentity(self.name, self.version, config)
 
     @abstractmethod
-    def extract(self, path: str | Path, *, hook: Hook | None = None) -> ModalityResult:
-        """Features of ``path``; raises ``MediaError`` for a file that is not usable media."""
+    def extract(self, source: Recording | str | Path, *, hook: Hook | None = None) -> ModalityResult:
+        """Features of a recording (or a path, opened for this call); ``MediaError`` for a file
+        that is not usable media."""
 
 
 @lru_cache(maxsize=None)

@@ -6,7 +6,7 @@ Modules, one job each:
 - ``batching``    collate(clips, labels) -> Batch: padded values, real times, masks, availability
 - ``attention``   the scoped multi-head attention every block uses
 - ``generation``  MINE route choice, Staged Generation Transformer (SGM masks, [bridge]), SCA
-- ``alignment``   MHDTA with the soft time-alignment mask from real times, gates, AWM; DTAM
+- ``dtam``        MHDTA with the soft time-alignment mask from real times, gates, AWM; DTAM
 - ``losses``      Eq. 8 conditional-MI bound, InfoNCE + projection head, reconstruction, soft-DTW, smoothness
 - ``sgdtam``      SGDTAM(config)(batch) -> (ModelOutput, loss | None); predict(model, clip)
 - ``normalisation``  per-feature input standardisation fitted on train, stored as buffers

@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, TimedFeatures
+from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures, TimedFeatures
 from sgdtam_pipe.model.config import LabelSpec
 
 

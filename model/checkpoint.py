@@ -34,16 +34,15 @@ not compared.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from safetensors.torch import load_file, save
 
-from sgdtam_pipe.extractors.errors import UserError
-from sgdtam_pipe.extractors.records_io import atomic_write_bytes, atomic_write_json
-from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, MissingModality, TimedFeatures
-from sgdtam_pipe.extractors.transcript import TranscriptConfig
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.records_io import atomic_write_bytes, atomic_write_json
+from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures, MissingModality, TimedFeatures
 from sgdtam_pipe.model.config import LabelSpec, SGDTAMConfig
 from sgdtam_pipe.model.metrics import json_safe
 from sgdtam_pipe.model.normalisation import identity_keys
@@ -53,8 +52,6 @@ CARD_FORMAT = 1
 WEIGHTS, CARD = "model.safetensors", "card.json"
 UNTRAINED_WIDTH = 1
 """Input width of a modality the training data lacks (nothing ever feeds it)."""
-WORD_SOURCE_KEYS = frozenset(f.name for f in fields(TranscriptConfig))
-"""Text config keys that choose where the words come from, not what the text features mean."""
 
 
 @dataclass(frozen=True)
@@ -98,8 +95,11 @@ class ModelCard:
         return modality in self.features
 
 
-def feature_spec_from_clips(clips: Sequence[ClipFeatures]) -> dict[str, FeatureSpec]:
-    """The spec of each modality from the first clip that holds it; all others must agree."""
+def feature_spec_from_clips(clips: Sequence[ClipFeatures], *,
+                            provenance: Mapping[str, frozenset[str]] | None = None) -> dict[str, FeatureSpec]:
+    """The spec of each modality from the first clip that holds it; all others must agree
+    (except in ``provenance`` keys, as in :func:`check_features`)."""
+    provenance = provenance or {}
     spec: dict[str, FeatureSpec] = {}
     for clip in clips:
         for m in MODALITIES:
@@ -109,7 +109,7 @@ def feature_spec_from_clips(clips: Sequence[ClipFeatures]) -> dict[str, FeatureS
             mine = FeatureSpec.of(stream)
             if m not in spec:
                 spec[m] = mine
-            elif (problem := _difference(spec[m], mine, m)) is not None:
+            elif (problem := _difference(spec[m], mine, provenance.get(m, frozenset()))) is not None:
                 raise UserError(f"{clip.clip.source}: {m} stream differs from the other training clips: {problem}")
     return spec
 
@@ -205,17 +205,22 @@ def _weights_problem(model: SGDTAM, state: Mapping[str, Any]) -> str | None:
     return None
 
 
-def check_features(card: ModelCard, clip: ClipFeatures) -> None:
+def check_features(card: ModelCard, clip: ClipFeatures, *,
+                   provenance: Mapping[str, frozenset[str]] | None = None) -> None:
     """Raise ``ValueError`` naming the modality and what differs if ``clip`` was made otherwise.
 
-    A modality the checkpoint was not trained on is not checked: see
+    ``provenance`` names, per modality, config keys that say where an input
+    came from rather than what the features mean (the pipeline passes the
+    text extractor's transcript options); they are not compared. A modality
+    the checkpoint was not trained on is not checked: see
     :func:`hide_untrained`. What is compared: the module docstring.
     """
+    provenance = provenance or {}
     for m in MODALITIES:
         stream = clip.modality(m)
         if not isinstance(stream, TimedFeatures) or not card.trained_on(m):
             continue
-        problem = _difference(card.features[m], FeatureSpec.of(stream), m)
+        problem = _difference(card.features[m], FeatureSpec.of(stream), provenance.get(m, frozenset()))
         if problem is not None:
             raise UserError(f"{clip.clip.source}: {m} features do not match the checkpoint: {problem}")
 
@@ -228,7 +233,7 @@ def hide_untrained(features: Mapping[str, FeatureSpec], clip: ClipFeatures) -> C
     return ClipFeatures(clip.clip, **parts)
 
 
-def _difference(expected: FeatureSpec, got: FeatureSpec, modality: str) -> str | None:
+def _difference(expected: FeatureSpec, got: FeatureSpec, provenance: frozenset[str]) -> str | None:
     if expected.extractor != got.extractor:
         return f"extractor {got.extractor!r}, checkpoint expects {expected.extractor!r}"
     if expected.version != got.version:
@@ -238,11 +243,11 @@ def _difference(expected: FeatureSpec, got: FeatureSpec, modality: str) -> str |
     if expected.names != got.names:
         first = next((i for i, (a, b) in enumerate(zip(expected.names, got.names)) if a != b), 0)
         return (f"feature name {first} is {got.names[first]!r}, checkpoint expects {expected.names[first]!r}")
-    return _config_difference(expected, got, modality)
+    return _config_difference(expected, got, provenance)
 
 
-def _config_difference(expected: FeatureSpec, got: FeatureSpec, modality: str) -> str | None:
-    skip = {"libraries"} | (WORD_SOURCE_KEYS if modality == "text" else set())
+def _config_difference(expected: FeatureSpec, got: FeatureSpec, provenance: frozenset[str]) -> str | None:
+    skip = {"libraries"} | provenance
     for key in sorted(set(expected.config) & set(got.config) - skip):
         if expected.config[key] != got.config[key]:
             return f"{got.extractor} {key} {got.config[key]!r}, checkpoint expects {expected.config[key]!r}"

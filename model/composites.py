@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, ClipInfo, MissingModality, TimedFeatures
+from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures, ClipInfo, MissingModality, TimedFeatures
 
 PATTERNS = (("text", "audio"), ("text", "video"), ("audio", "video"), ("text", "audio", "video"))
 NEUTRAL = "neutral"

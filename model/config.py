@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
-from sgdtam_pipe.extractors.timeline import MODALITIES
+from sgdtam_pipe.core.timeline import MODALITIES
 
 TIME_SOURCES = ("real", "index", "none")
 OFFSET_KINDS = ("gap", "centre")

@@ -30,9 +30,15 @@ from typing import Any, Mapping
 import h5py
 import numpy as np
 
-from sgdtam_pipe.extractors.errors import UserError
-from sgdtam_pipe.extractors.timeline import (
-    MODALITIES, ClipFeatures, ClipInfo, ExtractorIdentity, MissingModality, TimedFeatures, rows_overlapping,
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.timeline import (
+    MODALITIES,
+    ClipFeatures,
+    ClipInfo,
+    ExtractorIdentity,
+    MissingModality,
+    TimedFeatures,
+    rows_overlapping,
     spread_evenly,
 )
 

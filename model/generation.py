@@ -44,7 +44,7 @@ import math
 import torch
 from torch import nn
 
-from sgdtam_pipe.extractors.timeline import MODALITIES
+from sgdtam_pipe.core.timeline import MODALITIES
 from sgdtam_pipe.model.attention import MultiHeadAttention
 from sgdtam_pipe.model.config import SGDTAMConfig
 

@@ -21,8 +21,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from sgdtam_pipe.extractors.base import Hook
-from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, MissingModality
+from sgdtam_pipe.core.hooks import Hook
+from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures, MissingModality
 from sgdtam_pipe.model.batching import collate, usable
 from sgdtam_pipe.model.config import LabelSpec
 

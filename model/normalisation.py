@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sgdtam_pipe.extractors.timeline import ClipFeatures, TimedFeatures
+from sgdtam_pipe.core.timeline import ClipFeatures, TimedFeatures
 
 MIN_STD = 1e-6
 """Relative to ``max(1, |mean|)``: a column with a smaller spread is treated as constant."""

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import torch
 
-from sgdtam_pipe.extractors.timeline import ClipFeatures, TimedFeatures
+from sgdtam_pipe.core.timeline import ClipFeatures, TimedFeatures
 
 
 def epoch_order(count: int, generator: torch.Generator, groups: Sequence[str] | None = None,

@@ -35,14 +35,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures
-from sgdtam_pipe.model.alignment import DTAM, index_times, offsets
+from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures
 from sgdtam_pipe.model.batching import Batch, collate
 from sgdtam_pipe.model.config import SGDTAMConfig
+from sgdtam_pipe.model.dtam import DTAM, index_times, offsets
 from sgdtam_pipe.model.generation import StagedGenerator, masked_mean
-from sgdtam_pipe.model.losses import ConditionalMI, ProjectionHead, alignment, info_nce, reconstruction, resample, smoothness
+from sgdtam_pipe.model.losses import (
+    ConditionalMI,
+    ProjectionHead,
+    alignment,
+    info_nce,
+    reconstruction,
+    resample,
+    smoothness,
+)
 from sgdtam_pipe.model.normalisation import InputNormalisation
-
 
 ANCHOR_ORDER = ("audio", "video", "text")
 """Whose grid a generated modality takes when two are observed: the usually denser one."""

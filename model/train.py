@@ -50,10 +50,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from sgdtam_pipe.extractors.base import Hook
-from sgdtam_pipe.extractors.errors import UserError
-from sgdtam_pipe.extractors.records_io import atomic_write_json
-from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.hooks import Hook
+from sgdtam_pipe.core.records_io import atomic_write_json
+from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures
 from sgdtam_pipe.model.batching import collate
 from sgdtam_pipe.model.config import SGDTAMConfig
 from sgdtam_pipe.model.metrics import evaluate, json_safe, selection_metric

@@ -26,10 +26,11 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from safetensors.torch import load as load_tensors, save as save_tensors
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 
-from sgdtam_pipe.extractors.errors import UserError
-from sgdtam_pipe.extractors.records_io import atomic_write_bytes, atomic_write_json
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.records_io import atomic_write_bytes, atomic_write_json
 
 STATE_FORMAT = 1
 STATE_JSON = "state.json"

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sgdtam_pipe.extractors.base import Hook
-from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, MissingModality, TimedFeatures
-from sgdtam_pipe.extractors.transcript import Word
+from sgdtam_pipe.core.hooks import Hook
+from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures, TimedFeatures
+from sgdtam_pipe.extractors.text.transcript import Word
 from sgdtam_pipe.pipeline.cache import FeatureCache
 from sgdtam_pipe.pipeline.features import ExtractedClip, ExtractionSettings, extract_clip
 from sgdtam_pipe.pipeline.pools import DEFAULT_CLIP_TIMEOUT_S
@@ -132,36 +132,6 @@ def segment_intervals(extracted: ExtractedClip, window: float) -> list[tuple[flo
     return [(a, b, "") for a, b in zip(edges[:-1], edges[1:]) if b - a > 1e-3]
 
 
-def crop_clip(features: ClipFeatures, start: float, end: float) -> ClipFeatures:
-    """The clip restricted to ``[start, end)``; a modality without a real row there is missing.
-
-    So is one whose extractor records a ``max_missing_share`` (the face
-    extractor) when more of the segment's rows than that share are unmeasured:
-    face presence is decided per segment, not once per clip.
-    """
-    cropped = {}
-    for name in MODALITIES:
-        stream = features.modality(name)
-        if isinstance(stream, TimedFeatures):
-            part = stream.crop(start, end)
-            reason = _absent_reason(part, name)
-            stream = part if reason is None else MissingModality(reason, stream.identity)
-        cropped[name] = stream
-    return ClipFeatures(features.clip, **cropped)
-
-
-def _absent_reason(part: TimedFeatures, name: str) -> str | None:
-    """Why a cropped stream counts as missing in its segment, ``None`` when it is present."""
-    if not part.mask.any():
-        return f"no {name} rows in this segment"
-    limit = part.identity.config.get("max_missing_share")
-    missing = 1.0 - float(part.mask.mean())
-    if limit is not None and missing > limit:
-        return (f"no face in {int((~part.mask).sum())} of {len(part)} frames of this segment ({missing:.0%}), "
-                f"more than max_missing_share={limit:g}")
-    return None
-
-
 def _modality_report(extracted: ExtractedClip) -> dict[str, dict[str, Any]]:
     report = {}
     for name in MODALITIES:
@@ -219,7 +189,7 @@ def analyze(path: str | Path, options: AnalyzeOptions = AnalyzeOptions(), *, hoo
     started = time.perf_counter()
     features = scorer.check(extracted.features)
     intervals = segment_intervals(extracted, options.window_seconds)
-    scores = scorer.score([crop_clip(features, start, end) for start, end, _ in intervals])
+    scores = scorer.score([features.crop(start, end) for start, end, _ in intervals])
     segments = [SegmentResult(start, end, text, score) for (start, end, text), score in zip(intervals, scores)]
     overall = scorer.combine([s.score for s in segments], [s.end - s.start for s in segments])
     extracted.timings["model"] = time.perf_counter() - started
@@ -243,7 +213,7 @@ def batch_job(path: str, options: AnalyzeOptions = AnalyzeOptions(), report_dir:
     is its path relative to the folder above (where the batch index lives).
     Top level, so worker processes can import it.
     """
-    from sgdtam_pipe.extractors.media import MediaError
+    from sgdtam_pipe.core.media import MediaError
     from sgdtam_pipe.pipeline.errors import StageError
 
     try:
@@ -266,8 +236,8 @@ def batch_job(path: str, options: AnalyzeOptions = AnalyzeOptions(), report_dir:
 
 
 def _batch_report(result: Result, folder: Path) -> str:
-    from sgdtam_pipe.extractors.errors import UserError
-    from sgdtam_pipe.extractors.media import MediaError
+    from sgdtam_pipe.core.errors import UserError
+    from sgdtam_pipe.core.media import MediaError
     from sgdtam_pipe.pipeline.errors import StageError
     from sgdtam_pipe.pipeline.html_report import write_html_report
 

@@ -38,8 +38,7 @@ import math
 import os
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, CancelledError, Future
-from concurrent.futures import wait
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, CancelledError, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,11 +46,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from filelock import FileLock, Timeout
 
-from sgdtam_pipe.extractors.base import Hook
-from sgdtam_pipe.extractors.errors import UserError
-from sgdtam_pipe.extractors.media import MEDIA_EXTENSIONS, MediaError
-from sgdtam_pipe.extractors.records_io import atomic_write_bytes, atomic_write_json
-from sgdtam_pipe.extractors.timeline import file_sha256
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.hooks import Hook
+from sgdtam_pipe.core.media import MEDIA_EXTENSIONS, MediaError
+from sgdtam_pipe.core.records_io import atomic_write_bytes, atomic_write_json
+from sgdtam_pipe.core.timeline import file_sha256
 from sgdtam_pipe.pipeline.errors import StageError
 from sgdtam_pipe.pipeline.pools import DEFAULT_CLIP_TIMEOUT_S, ClipTimeout, LocalPool, WorkerPool
 from sgdtam_pipe.pipeline.runstate import DamagedState, RunState

@@ -25,8 +25,8 @@ from typing import Any, Iterator
 
 from filelock import FileLock
 
-from sgdtam_pipe.extractors.records_io import atomic_write_bytes, result_from_bytes, result_to_bytes
-from sgdtam_pipe.extractors.timeline import ContractError, ExtractorIdentity, ModalityResult
+from sgdtam_pipe.core.records_io import atomic_write_bytes, result_from_bytes, result_to_bytes
+from sgdtam_pipe.core.timeline import ContractError, ExtractorIdentity, ModalityResult
 
 RECORD_SUFFIX = ".meta.json"
 RECORD_FORMAT = 1

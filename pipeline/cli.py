@@ -28,10 +28,10 @@ INTERNAL_ERROR_EXIT = 1
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from sgdtam_pipe.core.errors import UserError
+    from sgdtam_pipe.core.media import MediaError
+    from sgdtam_pipe.core.timeline import ContractError
     from sgdtam_pipe.extractors.base import MissingExtra
-    from sgdtam_pipe.extractors.errors import UserError
-    from sgdtam_pipe.extractors.media import MediaError
-    from sgdtam_pipe.extractors.timeline import ContractError
     from sgdtam_pipe.pipeline.batch import BatchBusy, PoolLost
     from sgdtam_pipe.pipeline.errors import StageError
 
@@ -167,7 +167,7 @@ def speech_options(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, grammar: Path | None, whisper_model: Path | None, whisper_window: float,
                 **kwargs: Any) -> Any:
         if grammar is not None:  # a bad grammar fails here, in one line, before any clip
-            from sgdtam_pipe.extractors.sphinx import load_grammar
+            from sgdtam_pipe.extractors.text.sphinx import load_grammar
 
             load_grammar(grammar)
         speech = {"grammar": grammar, "whisper_model": whisper_model, "whisper_window": whisper_window}
@@ -224,7 +224,8 @@ def analyze(clip: Path, json_out: str | None, plot: Path | None, html_out: Path 
 
     Past --timeout a watchdog ends the command with one line on stderr (exit status 137).
     """
-    from sgdtam_pipe.pipeline.analyze import AnalyzeOptions, analyze as run_analyze
+    from sgdtam_pipe.pipeline.analyze import AnalyzeOptions
+    from sgdtam_pipe.pipeline.analyze import analyze as run_analyze
     from sgdtam_pipe.pipeline.report import summary_text
     from sgdtam_pipe.pipeline.watchdog import Watchdog
 
@@ -243,7 +244,7 @@ def analyze(clip: Path, json_out: str | None, plot: Path | None, html_out: Path 
         LOG.warning(warning)
     written = []  # files first, so a failure in the summary cannot cost them
     if json_out and json_out != "-":
-        from sgdtam_pipe.extractors.records_io import atomic_write_json
+        from sgdtam_pipe.core.records_io import atomic_write_json
 
         atomic_write_json(json_out, result.to_json())
         written.append(f"JSON written to {json_out}")
@@ -297,7 +298,8 @@ def batch(folder: Path, out_dir: Path, workers: int, scheduler: str | None, retr
     A clip past --timeout is stopped and recorded as failed. A run into an
     OUT made with other settings is refused.
     """
-    from sgdtam_pipe.pipeline.analyze import AnalyzeOptions, batch as run_batch
+    from sgdtam_pipe.pipeline.analyze import AnalyzeOptions
+    from sgdtam_pipe.pipeline.analyze import batch as run_batch
 
     options = AnalyzeOptions(audio_backend=audio_backend, **speech, checkpoint=checkpoint, cache_dir=cache_dir,
                              device=device)
@@ -456,7 +458,7 @@ def probe(clip: Path) -> None:
     """
     from dataclasses import asdict
 
-    from sgdtam_pipe.extractors.media import probe as probe_media
+    from sgdtam_pipe.core.media import probe as probe_media
     from sgdtam_pipe.pipeline.schema import rounded, versioned
 
     click.echo(json.dumps(versioned("probe", rounded(asdict(probe_media(clip)))), indent=2))

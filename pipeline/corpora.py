@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from sgdtam_pipe.extractors.errors import UserError
-from sgdtam_pipe.extractors.records_io import atomic_write_bytes
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.records_io import atomic_write_bytes
 
 EMOTION_POLARITY: dict[str, str | None] = {
     "neutral": "neutral", "calm": "positive", "happy": "positive",

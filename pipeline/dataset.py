@@ -36,13 +36,18 @@ from typing import Any, Iterator
 
 from filelock import FileLock, Timeout
 
-from sgdtam_pipe.extractors.base import Extractor, Hook, create_extractor
-from sgdtam_pipe.extractors.errors import UserError
-from sgdtam_pipe.extractors.media import MediaError
-from sgdtam_pipe.extractors.records_io import (
-    atomic_write_json, clip_file_extra, load_clip, load_clip_file, save_clip_file,
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.hooks import Hook
+from sgdtam_pipe.core.media import MediaError
+from sgdtam_pipe.core.records_io import (
+    atomic_write_json,
+    clip_file_extra,
+    load_clip,
+    load_clip_file,
+    save_clip_file,
 )
-from sgdtam_pipe.extractors.timeline import ClipFeatures, ClipInfo, ContractError, MissingModality
+from sgdtam_pipe.core.timeline import ClipFeatures, ClipInfo, ContractError, MissingModality
+from sgdtam_pipe.extractors.base import Extractor, create_extractor
 from sgdtam_pipe.pipeline.errors import StageError
 from sgdtam_pipe.pipeline.labels_csv import LabelRow, Labels, RowNote, label_spec_for, read_labels, refuse_out_of_range
 
@@ -244,7 +249,7 @@ def text_span(text: str, start: float | None, end: float | None) -> tuple[float,
 
 
 def _transcript(row: LabelRow, extractor: Extractor):
-    from sgdtam_pipe.extractors.transcript import make_transcript, words_from_text
+    from sgdtam_pipe.extractors.text.transcript import make_transcript, words_from_text
 
     words = words_from_text(row.text, *text_span(row.text, row.start, row.end))
     return make_transcript(words, "dataset:text", pause=extractor.config.pause)
@@ -315,7 +320,6 @@ def _media_rows(build: _Build, todo: list[tuple[LabelRow, str]]) -> None:
 
 def _clip_features(row: LabelRow, build: _Build) -> tuple[ClipFeatures, list[str], bool]:
     """``(features, warnings, all from cache)``; the row's segment cut out and checked against the clip."""
-    from sgdtam_pipe.pipeline.analyze import crop_clip
     from sgdtam_pipe.pipeline.features import extract_clip
 
     extracted = extract_clip(build.media_root / row.clip, build.options.settings(), cache=build.cache,
@@ -326,7 +330,7 @@ def _clip_features(row: LabelRow, build: _Build) -> tuple[ClipFeatures, list[str
     if row.end is not None and duration and row.end > duration + END_SLACK:
         warnings.append(f"segment ends at {row.end:g} s, past the clip's end ({duration:g} s): cut there")
     if row.start is not None or row.end is not None:
-        features = crop_clip(features, row.start or 0.0, row.end if row.end is not None else float("inf"))
+        features = features.crop(row.start or 0.0, row.end if row.end is not None else float("inf"))
     return features, warnings, all(extracted.cached.values())
 
 

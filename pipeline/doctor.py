@@ -26,7 +26,7 @@ class Check:
 
 
 def _ffmpeg() -> str:
-    from sgdtam_pipe.extractors.media import ffmpeg_exe
+    from sgdtam_pipe.core.media import ffmpeg_exe
 
     out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True, text=True, check=True)
     return out.stdout.splitlines()[0]
@@ -63,8 +63,8 @@ def _whisper() -> str:
 def _pocketsphinx() -> str:
     from pathlib import Path
 
-    from sgdtam_pipe.extractors import sphinx
-    from sgdtam_pipe.extractors.media import decode_audio
+    from sgdtam_pipe.core.media import decode_audio
+    from sgdtam_pipe.extractors.text import sphinx
 
     grid = Path(__file__).resolve().parent.parent / "examples" / "grid-bbaf2n.mpg"
     words = "bin blue at f two now".split()
@@ -77,14 +77,14 @@ def _pocketsphinx() -> str:
 
 
 def _minilm() -> str:
-    from sgdtam_pipe.extractors.text import bundled_encoder, load_encoder
+    from sgdtam_pipe.extractors.text.embedding import bundled_encoder, load_encoder
 
     _, model = load_encoder(bundled_encoder())
     return f"MiniLM ({model.config.hidden_size}-d, {model.config.model_type}) loads from {bundled_encoder()}"
 
 
 def _face() -> str:
-    from sgdtam_pipe.extractors.face import FaceConfig, default_model_path, open_landmarker
+    from sgdtam_pipe.extractors.face.landmarker import FaceConfig, default_model_path, open_landmarker
 
     path = default_model_path()
     with open_landmarker(path, FaceConfig()):
@@ -93,14 +93,14 @@ def _face() -> str:
 
 
 def _torch_device() -> str:
-    from sgdtam_pipe.extractors.devices import torch_cuda
+    from sgdtam_pipe.core.devices import torch_cuda
 
     visible, found = torch_cuda()
     return f"--device auto runs on {'cuda' if visible else 'cpu'}: {found}"
 
 
 def _whisper_device() -> str:
-    from sgdtam_pipe.extractors.devices import ctranslate2_cuda
+    from sgdtam_pipe.core.devices import ctranslate2_cuda
 
     visible, found = ctranslate2_cuda()
     return f"--device auto runs on {'cuda' if visible else 'cpu'}: {found}"

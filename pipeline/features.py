@@ -17,13 +17,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sgdtam_pipe.extractors.base import Extractor, Hook, MissingExtra, create_extractor
-from sgdtam_pipe.extractors.errors import UserError
-from sgdtam_pipe.extractors.media import MediaError, MediaInfo, probe, still_seconds
-from sgdtam_pipe.extractors.timeline import (
-    ClipFeatures, ClipInfo, ExtractorIdentity, MissingModality, ModalityResult,
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.hooks import Hook
+from sgdtam_pipe.core.media import MediaError, MediaInfo, still_seconds
+from sgdtam_pipe.core.recording import Recording, open_recording
+from sgdtam_pipe.core.timeline import (
+    ClipFeatures,
+    ClipInfo,
+    ExtractorIdentity,
+    MissingModality,
+    ModalityResult,
     file_sha256,
 )
+from sgdtam_pipe.extractors.base import Extractor, MissingExtra, create_extractor
 from sgdtam_pipe.pipeline.cache import FeatureCache
 from sgdtam_pipe.pipeline.errors import StageError
 
@@ -69,7 +75,7 @@ def build_extractors(settings: ExtractionSettings) -> dict[str, Extractor]:
 
 def _text_identity(extractor: Extractor, path: Path) -> ExtractorIdentity:
     """The text extractor's identity, with the files it reads (sidecar, grammar) named by content hash."""
-    from sgdtam_pipe.extractors import sidecars
+    from sgdtam_pipe.extractors.text import sidecars
 
     identity = extractor.identity()
     config = dict(identity.config)
@@ -95,16 +101,17 @@ def _run_stage(stage: str, work, *args, **kwargs):
         raise StageError(stage, f"{type(exc).__name__}: {detail}") from exc
 
 
-def _text(extractor: Extractor, path: Path, sha: str, cache: FeatureCache | None, hook: Hook | None = None):
+def _text(extractor: Extractor, recording: Recording, sha: str, cache: FeatureCache | None,
+          hook: Hook | None = None):
     """``(features, transcript, from_cache)``; the transcript is cached beside the features."""
-    from sgdtam_pipe.extractors.transcript import Transcript
+    from sgdtam_pipe.extractors.text.transcript import Transcript
 
-    identity = _text_identity(extractor, path)
+    identity = _text_identity(extractor, Path(recording.source))
     stored = cache.get_json(sha, identity, "transcript") if cache else None
     features = cache.get(sha, identity) if cache else None
     if stored is not None and features is not None:
         return features, Transcript.from_json(stored), True
-    transcript = _run_stage("text", extractor.transcribe, path, hook=hook)
+    transcript = _run_stage("text", extractor.transcribe, recording, hook=hook)
     features = _run_stage("text", extractor.embed, transcript, hook=hook)
     if cache:
         cache.put_json(sha, identity, "transcript", transcript.to_json())
@@ -112,14 +119,14 @@ def _text(extractor: Extractor, path: Path, sha: str, cache: FeatureCache | None
     return features, transcript, False
 
 
-def _modality(modality: str, extractor: Extractor, path: Path, sha: str, cache: FeatureCache | None,
+def _modality(modality: str, extractor: Extractor, recording: Recording, sha: str, cache: FeatureCache | None,
               hook: Hook | None) -> tuple[ModalityResult, bool]:
     """``(result, from_cache)`` for the audio or video extractor."""
     identity = extractor.identity()
     result = cache.get(sha, identity) if cache else None
     if result is not None:
         return result, True
-    result = _run_stage(modality, extractor.extract, path, hook=hook)
+    result = _run_stage(modality, extractor.extract, recording, hook=hook)
     if cache:
         cache.put(sha, identity, result)
     return result, False
@@ -134,7 +141,16 @@ def extract_clip(path: str | Path, settings: ExtractionSettings, *, cache: Featu
     """
     path = Path(path)
     started = time.perf_counter()
-    info = probe(path)
+    with open_recording(path) as recording:
+        return _extract_recording(recording, settings, cache=cache, extractors=extractors, hook=hook,
+                                  started=started)
+
+
+def _extract_recording(recording: Recording, settings: ExtractionSettings, *, cache: FeatureCache | None,
+                       extractors: dict[str, Extractor] | None, hook: Hook | None,
+                       started: float) -> ExtractedClip:
+    path = Path(recording.source)
+    info = recording.info
     if info.still:
         info = replace(info, duration=still_seconds(settings.fps))
     sha = file_sha256(path)
@@ -152,9 +168,9 @@ def extract_clip(path: str | Path, settings: ExtractionSettings, *, cache: Featu
         if info.still and modality != "video":
             results[modality], cached[modality] = MissingModality("still image", extractor.identity()), False
         elif modality == "text":
-            results[modality], transcript, cached[modality] = _text(extractor, path, sha, cache, hook)
+            results[modality], transcript, cached[modality] = _text(extractor, recording, sha, cache, hook)
         else:
-            results[modality], cached[modality] = _modality(modality, extractor, path, sha, cache, hook)
+            results[modality], cached[modality] = _modality(modality, extractor, recording, sha, cache, hook)
         timings[modality] = time.perf_counter() - started
         log.debug("%s: %s %s in %.2f s", path.name, modality, "from the cache" if cached[modality] else "computed",
                   timings[modality])

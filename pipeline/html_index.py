@@ -19,7 +19,7 @@ COLUMNS = ("clip", "status", "score", "polarity", "confidence", "duration (s)", 
 
 def write_index(out_dir: str | Path, jsonl: str | Path) -> Path:
     """Write ``out_dir/index.html`` atomically from the batch records in ``jsonl``."""
-    from sgdtam_pipe.extractors.records_io import atomic_write_bytes
+    from sgdtam_pipe.core.records_io import atomic_write_bytes
 
     out_dir = Path(out_dir)
     records = [json.loads(line) for line in Path(jsonl).read_text("utf-8").splitlines() if line.strip()]

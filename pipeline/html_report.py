@@ -21,7 +21,7 @@ import string
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from sgdtam_pipe.extractors.timeline import MODALITIES
+from sgdtam_pipe.core.timeline import MODALITIES
 from sgdtam_pipe.pipeline.tables import availability
 
 if TYPE_CHECKING:
@@ -44,8 +44,8 @@ def write_html_report(analysis: Mapping[str, Any], target: str | Path, *,
     to ``target`` atomically; the media is read from ``media_path`` (default: the analysed file,
     its ``source``). Raises ``MediaError`` when the media cannot be read and ``UserError`` when no
     playable copy fits the budget."""
-    from sgdtam_pipe.extractors.media import probe
-    from sgdtam_pipe.extractors.records_io import atomic_write_bytes
+    from sgdtam_pipe.core.media import probe
+    from sgdtam_pipe.core.records_io import atomic_write_bytes
     from sgdtam_pipe.pipeline.media_proxy import browser_media, media_kind
 
     source = Path(media_path or analysis["source"])
@@ -120,7 +120,7 @@ def audio_waveform(path: str | Path, peaks: int = WAVEFORM_PEAKS) -> dict[str, A
     """The audio's envelope as ``peaks`` maxima of ``|sample|`` in [0, 1] over ``[start, end)``."""
     import numpy as np
 
-    from sgdtam_pipe.extractors.media import decode_audio
+    from sgdtam_pipe.core.media import decode_audio
 
     audio = decode_audio(path)
     if audio is None or not len(audio.samples):

@@ -21,9 +21,9 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from sgdtam_pipe.extractors.errors import UserError
-from sgdtam_pipe.extractors.records_io import atomic_write_json, save_clip_file
-from sgdtam_pipe.extractors.timeline import ClipFeatures
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.records_io import atomic_write_json, save_clip_file
+from sgdtam_pipe.core.timeline import ClipFeatures
 from sgdtam_pipe.pipeline.dataset import DATASET_FORMAT, _remove_unwanted, _writing, example_path
 
 MMSA_SPLITS = ("train", "valid", "test")

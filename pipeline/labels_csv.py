@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sgdtam_pipe.extractors.errors import UserError
+from sgdtam_pipe.core.errors import UserError
 
 SPLITS = ("train", "dev", "val", "valid", "validation", "test")
 DEFAULT_SPLIT = "train"

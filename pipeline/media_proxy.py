@@ -8,7 +8,7 @@ re-encoded with the bundled ffmpeg (through ffmpeg-python): video to H.264
 an image to JPEG. The bitrate is what ``max_bytes`` allows over the clip's
 duration, capped per resolution; an encode that still comes out too large is
 redone at a lower resolution and bitrate, and a clip that cannot fit even at
-the lowest rung is refused with :class:`~sgdtam_pipe.extractors.errors.UserError`.
+the lowest rung is refused with :class:`~sgdtam_pipe.core.errors.UserError`.
 The proxy keeps the original's timeline (ffmpeg keeps stream start offsets).
 """
 
@@ -18,8 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sgdtam_pipe.extractors.errors import UserError
-from sgdtam_pipe.extractors.media import MediaError, MediaInfo, ffmpeg_exe
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.media import MediaError, MediaInfo, ffmpeg_exe
 
 IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
                ".gif": "image/gif", ".bmp": "image/bmp"}

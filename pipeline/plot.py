@@ -19,7 +19,7 @@ def plot_timeline(analysis: Mapping[str, Any], target: str | Path) -> Path:
     """Save :func:`timeline_figure` of an analysis document (``Result.to_json()``) as a PNG, atomically."""
     import io
 
-    from sgdtam_pipe.extractors.records_io import atomic_write_bytes
+    from sgdtam_pipe.core.records_io import atomic_write_bytes
 
     buffer = io.BytesIO()
     timeline_figure(analysis).savefig(buffer, format="png", dpi=100)

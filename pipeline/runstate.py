@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from sgdtam_pipe.extractors.errors import UserError
+from sgdtam_pipe.core.errors import UserError
 
 STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed")
 

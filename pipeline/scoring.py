@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures
+from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures
 
 STARTER = Path(__file__).resolve().parents[1] / "model" / "starter"
 
@@ -62,7 +62,7 @@ class Checkpoint:
     """A checkpoint folder loaded once, used for every segment of every clip."""
 
     def __init__(self, path: Path, device: str = "cpu") -> None:
-        from sgdtam_pipe.extractors.devices import torch_device
+        from sgdtam_pipe.core.devices import torch_device
         from sgdtam_pipe.model.checkpoint import load_checkpoint
 
         self.path = path
@@ -72,9 +72,10 @@ class Checkpoint:
     def check(self, clip: ClipFeatures) -> ClipFeatures:
         """Refuse features made differently from the training features (names the modality); returns
         the clip to score, with each modality the checkpoint was not trained on marked missing."""
+        from sgdtam_pipe.extractors.text.transcript import WORD_SOURCE_KEYS
         from sgdtam_pipe.model.checkpoint import check_features, hide_untrained
 
-        check_features(self.card, clip)
+        check_features(self.card, clip, provenance={"text": WORD_SOURCE_KEYS})
         return hide_untrained(self.card.features, clip)
 
     def score(self, clips: Sequence[ClipFeatures]) -> list[SegmentScore]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, TimedFeatures
+from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures, TimedFeatures
 from sgdtam_pipe.pipeline.schema import seconds
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def write_tables(analysis: Mapping[str, Any], features: ClipFeatures | None, fol
     """``segments``, ``words`` and ``frames`` as ``.csv`` and ``.parquet`` in ``folder``, each atomically."""
     import io
 
-    from sgdtam_pipe.extractors.records_io import atomic_write_bytes
+    from sgdtam_pipe.core.records_io import atomic_write_bytes
 
     folder = Path(folder)
     written = []

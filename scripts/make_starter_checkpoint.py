@@ -74,7 +74,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from model_card import write_model_card
-    from sgdtam_pipe.extractors.records_io import atomic_write_json
+
+    from sgdtam_pipe.core.records_io import atomic_write_json
     from sgdtam_pipe.pipeline.analyze import AnalyzeOptions
     from sgdtam_pipe.pipeline.dataset import build_dataset
     from sgdtam_pipe.pipeline.progress import ProgressHook

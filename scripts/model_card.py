@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sgdtam_pipe.extractors.records_io import atomic_write_bytes
+from sgdtam_pipe.core.records_io import atomic_write_bytes
 from sgdtam_pipe.model.metrics import PATTERN_NAMES
 from sgdtam_pipe.pipeline.corpora import EMOTION_POLARITY, POLARITY_REASONS, RAVDESS_DEV_ACTORS
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sgdtam_pipe.extractors.media import MediaError, decode_audio, probe
+from sgdtam_pipe.core.media import MediaError, decode_audio, probe
 from sgdtam_pipe.pipeline.errors import StageError
 
 

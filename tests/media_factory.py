@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from sgdtam_pipe.extractors.media import ffmpeg_exe
+from sgdtam_pipe.core.media import ffmpeg_exe
 
 # Frame times of the variable-frame-rate file: 10 frames 40 ms apart, then 10 frames 100 ms apart.
 VFR_TIMES = tuple([round(0.04 * n, 3) for n in range(10)] + [round(0.4 + 0.1 * (n - 10), 3) for n in range(10, 20)])

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from sgdtam_pipe.extractors.timeline import MODALITIES, ClipFeatures, ClipInfo, ExtractorIdentity, MissingModality, TimedFeatures
+from sgdtam_pipe.core.timeline import (
+    MODALITIES,
+    ClipFeatures,
+    ClipInfo,
+    ExtractorIdentity,
+    MissingModality,
+    TimedFeatures,
+)
 
 TINY_WIDTHS = {"text": 8, "audio": 6, "video": 5}
 RATES = {"text": 3.0, "audio": 20.0, "video": 10.0}   # rows per second

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sgdtam_pipe.extractors.acoustic import level_dbfs
-from sgdtam_pipe.extractors.acoustic_librosa import LibrosaExtractor
-from sgdtam_pipe.extractors.acoustic_opensmile import OpenSmileExtractor
-from sgdtam_pipe.extractors.acoustic_librosa import NAMES as LIBROSA_NAMES
-from sgdtam_pipe.extractors.media import MediaError, ffmpeg_exe, probe, write_wav
-from sgdtam_pipe.extractors.timeline import MissingModality, TimedFeatures
+from sgdtam_pipe.core.media import MediaError, ffmpeg_exe, probe, write_wav
+from sgdtam_pipe.core.timeline import MissingModality, TimedFeatures
+from sgdtam_pipe.extractors.acoustic.frames import level_dbfs
+from sgdtam_pipe.extractors.acoustic.librosa_frames import NAMES as LIBROSA_NAMES
+from sgdtam_pipe.extractors.acoustic.librosa_frames import LibrosaExtractor
+from sgdtam_pipe.extractors.acoustic.opensmile_frames import OpenSmileExtractor
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 GRID = EXAMPLES / "grid-bbaf2n.mpg"
@@ -182,7 +182,7 @@ def test_bad_input_raises_a_one_line_error(tmp_path):
 # --- librosa backend -------------------------------------------------------------
 
 def test_librosa_on_grid_clip_has_documented_names_and_sample_count_times():
-    import sgdtam_pipe.extractors.acoustic_librosa as module
+    import sgdtam_pipe.extractors.acoustic.librosa_frames as module
 
     stream = LibrosaExtractor().extract(GRID)
     assert stream.names == LIBROSA_NAMES and stream.width == 32

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from sgdtam_pipe.extractors import media
 from media_factory import make_media
+
+from sgdtam_pipe.core import media
 from sgdtam_pipe.pipeline.cli import main
 
 GRID = Path(__file__).resolve().parents[1] / "examples" / "grid-bbaf2n.mpg"

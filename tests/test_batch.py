@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from batch_jobs import crashing_media_job, media_job
 from media_factory import make_media
+
 from sgdtam_pipe.pipeline.batch import BatchBusy, _exclusive, find_media, load_job, run_batch, scan_media
 from sgdtam_pipe.pipeline.runstate import RunState
 

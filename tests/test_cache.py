@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import sgdtam_pipe.extractors.records_io as records_io
-from sgdtam_pipe.extractors.media import decode_audio
-from sgdtam_pipe.extractors.timeline import ExtractorIdentity, MissingModality, TimedFeatures, file_sha256
+import sgdtam_pipe.core.records_io as records_io
+from sgdtam_pipe.core.media import decode_audio
+from sgdtam_pipe.core.timeline import ExtractorIdentity, MissingModality, TimedFeatures, file_sha256
 from sgdtam_pipe.pipeline.cache import FeatureCache, default_cache_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,7 +176,7 @@ WRITER = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_cache import AUDIO, loudness_stream
-from sgdtam_pipe.extractors.timeline import ExtractorIdentity
+from sgdtam_pipe.core.timeline import ExtractorIdentity
 from sgdtam_pipe.pipeline.cache import FeatureCache
 cache, stream = FeatureCache({root!r}), loudness_stream(AUDIO)
 big = type(stream)(stream.values.repeat(200, axis=0), stream.start.repeat(200), stream.end.repeat(200),

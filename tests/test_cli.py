@@ -43,7 +43,7 @@ def test_help_imports_no_heavy_dependency() -> None:
 
 
 def test_cache_info_and_clear(tmp_path) -> None:
-    from sgdtam_pipe.extractors.timeline import ExtractorIdentity, MissingModality
+    from sgdtam_pipe.core.timeline import ExtractorIdentity, MissingModality
     from sgdtam_pipe.pipeline.cache import FeatureCache
 
     cache = FeatureCache(tmp_path)

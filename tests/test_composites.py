@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sgdtam_pipe.extractors.timeline import ClipFeatures, ClipInfo, ExtractorIdentity, MissingModality, TimedFeatures
+from sgdtam_pipe.core.timeline import ClipFeatures, ClipInfo, ExtractorIdentity, MissingModality, TimedFeatures
 from sgdtam_pipe.model.composites import compose
 
 CARRIERS = {"meld": "text", "ravdess": "audio", "fer": "video"}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sgdtam_pipe.extractors.errors import UserError
+from sgdtam_pipe.core.errors import UserError
 from sgdtam_pipe.pipeline import corpora
 from sgdtam_pipe.pipeline.cli import main
 

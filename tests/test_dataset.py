@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sgdtam_pipe.extractors.errors import UserError
-from sgdtam_pipe.extractors.records_io import atomic_write_json, save_clip, save_clip_file
-from sgdtam_pipe.extractors.timeline import ClipFeatures, ClipInfo, ExtractorIdentity, MissingModality, TimedFeatures
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.records_io import atomic_write_json, save_clip, save_clip_file
+from sgdtam_pipe.core.timeline import ClipFeatures, ClipInfo, ExtractorIdentity, MissingModality, TimedFeatures
 from sgdtam_pipe.pipeline import dataset
 from sgdtam_pipe.pipeline.analyze import AnalyzeOptions
 from sgdtam_pipe.pipeline.cli import main

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from media_factory import make_media
+
 from sgdtam_pipe.pipeline.analyze import AnalyzeOptions
 from sgdtam_pipe.pipeline.cli import main
 from sgdtam_pipe.pipeline.dataset import build_dataset, load_dataset, load_example

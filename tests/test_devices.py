@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from sgdtam_pipe.extractors import devices
+from sgdtam_pipe.core import devices
+from sgdtam_pipe.core.errors import UserError
 from sgdtam_pipe.extractors.base import create_extractor
-from sgdtam_pipe.extractors.errors import UserError
 from sgdtam_pipe.pipeline.cli import main
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import jsonschema
 from click.testing import CliRunner
-
 from media_factory import make_media
+
 from sgdtam_pipe.pipeline.cli import main
 from sgdtam_pipe.pipeline.schema import load_schema
 from sgdtam_pipe.pipeline.version import __version__

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sgdtam_pipe.core.media import probe
+from sgdtam_pipe.core.timeline import TimedFeatures
 from sgdtam_pipe.extractors import base
 from sgdtam_pipe.extractors.base import REGISTRY, create_extractor
-from sgdtam_pipe.extractors.media import probe
-from sgdtam_pipe.extractors.timeline import TimedFeatures
 
 GRID = Path(__file__).resolve().parents[1] / "examples" / "grid-bbaf2n.mpg"
 BACKENDS = [(modality, name) for modality, names in REGISTRY.items() for name in names]

@@ -8,14 +8,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from sgdtam_pipe.extractors import face as face_module
-from sgdtam_pipe.extractors.action_units import AU_NAMES, AU_TABLE, BLENDSHAPE_NAMES, POSE_NAMES, action_units, head_pose
-from sgdtam_pipe.extractors.base import MissingExtra, create_extractor
-from sgdtam_pipe.extractors.face import Face, FaceConfig, FaceExtractor, feature_names, next_timestamp_ms, pick_subject
-from sgdtam_pipe.extractors.media import MediaError, decode_audio, iter_frames, probe
-from sgdtam_pipe.extractors.timeline import MissingModality, TimedFeatures
 from media_factory import make_media, run_ffmpeg
+
+from sgdtam_pipe.core.media import MediaError, decode_audio, iter_frames, probe
+from sgdtam_pipe.core.timeline import MissingModality, TimedFeatures
+from sgdtam_pipe.extractors.base import MissingExtra, create_extractor
+from sgdtam_pipe.extractors.face import landmarker as face_module
+from sgdtam_pipe.extractors.face.action_units import (
+    AU_NAMES,
+    AU_TABLE,
+    BLENDSHAPE_NAMES,
+    POSE_NAMES,
+    action_units,
+    head_pose,
+)
+from sgdtam_pipe.extractors.face.landmarker import (
+    Face,
+    FaceConfig,
+    FaceExtractor,
+    feature_names,
+    next_timestamp_ms,
+    pick_subject,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 GRID = ROOT / "examples" / "grid-bbaf2n.mpg"
@@ -103,7 +117,7 @@ def test_head_pose_of_a_frontal_talking_head(grid_all):
 
 def test_registry_builds_it_and_landmarker_exits_quietly():
     assert isinstance(create_extractor("video", "mediapipe"), FaceExtractor)
-    code = ("from sgdtam_pipe.extractors.face import FaceExtractor; "
+    code = ("from sgdtam_pipe.extractors.face.landmarker import FaceExtractor; "
             f"r = FaceExtractor().extract({str(GRID)!r}); print(len(r), int(r.mask.sum()))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -123,8 +137,7 @@ def test_video_without_a_face_is_missing_with_the_reason(tmp_path):
 
 def test_a_face_in_the_last_third_only_keeps_the_stream_and_its_segment(tmp_path):
     """Face presence is decided per segment after cropping, not once per clip (issue 13)."""
-    from sgdtam_pipe.extractors.timeline import ClipFeatures, ClipInfo
-    from sgdtam_pipe.pipeline.analyze import crop_clip
+    from sgdtam_pipe.core.timeline import ClipFeatures, ClipInfo
 
     late = tmp_path / "late.mp4"
     run_ffmpeg(["-i", str(GRID), "-vf", "drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='lt(t,2)'",
@@ -132,9 +145,9 @@ def test_a_face_in_the_last_third_only_keeps_the_stream_and_its_segment(tmp_path
     video = FaceExtractor().extract(late)
     assert isinstance(video, TimedFeatures) and 0.2 < video.mask.mean() < 0.4
     clip = ClipFeatures(ClipInfo("sha", 3.0, str(late)), MissingModality("none"), MissingModality("none"), video)
-    assert isinstance(crop_clip(clip, 2.0, 3.0).video, TimedFeatures)
-    assert "no video rows" in crop_clip(clip, 0.0, 1.5).video.reason
-    mostly_dark = crop_clip(clip, 1.0, 2.2).video  # a face in its last 0.2 s: 3 of 18 frames
+    assert isinstance(clip.crop(2.0, 3.0).video, TimedFeatures)
+    assert "no video rows" in clip.crop(0.0, 1.5).video.reason
+    mostly_dark = clip.crop(1.0, 2.2).video  # a face in its last 0.2 s: 3 of 18 frames
     assert isinstance(mostly_dark, MissingModality)
     assert "more than max_missing_share=0.5" in mostly_dark.reason
 

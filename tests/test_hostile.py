@@ -23,15 +23,22 @@ from typing import Iterator
 
 import pytest
 from click.testing import CliRunner
+from media_factory import (
+    corrupt_middle,
+    make_low_rate_wav,
+    make_lying_duration,
+    make_media,
+    make_offset,
+    make_two_audio_streams,
+)
 
-from media_factory import (corrupt_middle, make_lying_duration, make_low_rate_wav, make_media, make_offset,
-                           make_two_audio_streams)
-from sgdtam_pipe.extractors import media, sidecars, sphinx
+from sgdtam_pipe.core import media
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.records_io import atomic_write_json
 from sgdtam_pipe.extractors.base import Extractor
-from sgdtam_pipe.extractors.errors import UserError
-from sgdtam_pipe.extractors.records_io import atomic_write_json
-from sgdtam_pipe.extractors.transcribe import transcribe
-from sgdtam_pipe.extractors.transcript import TimedToken, TranscriptConfig, Word, interpolate, segment_words
+from sgdtam_pipe.extractors.text import sidecars, sphinx
+from sgdtam_pipe.extractors.text.transcribe import transcribe
+from sgdtam_pipe.extractors.text.transcript import TimedToken, TranscriptConfig, Word, interpolate, segment_words
 from sgdtam_pipe.pipeline import batch as batch_module
 from sgdtam_pipe.pipeline.batch import PoolLost, SettingsChanged, run_batch
 from sgdtam_pipe.pipeline.cli import main
@@ -112,7 +119,7 @@ def test_1_pyav_logs_without_the_gil() -> None:
 def test_1_corrupted_mp4_decodes_to_the_end(tmp_path: Path) -> None:
     pytest.importorskip("mediapipe")
     bad = corrupt_middle(PEXELS, tmp_path / "corrupt.mp4", 200_000)  # hung 4 of 4 tries before the fix
-    code = f"from sgdtam_pipe.extractors.face import FaceExtractor; print(len(FaceExtractor().extract({str(bad)!r})))"
+    code = f"from sgdtam_pipe.extractors.face.landmarker import FaceExtractor; print(len(FaceExtractor().extract({str(bad)!r})))"
     with case("1 corrupted mp4 (face extraction)", 60) as outcome:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr[-2000:]
@@ -200,8 +207,8 @@ def test_4_unwritable_cache_finishes_with_one_warning(talk: Path, tmp_path: Path
 
 
 def test_4_full_disk_is_a_skipped_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sgdtam_pipe.extractors import records_io
-    from sgdtam_pipe.extractors.timeline import ExtractorIdentity, MissingModality
+    from sgdtam_pipe.core import records_io
+    from sgdtam_pipe.core.timeline import ExtractorIdentity, MissingModality
     from sgdtam_pipe.pipeline.cache import FeatureCache
 
     def full(fd: int) -> None:
@@ -465,7 +472,7 @@ def test_grammar_that_can_say_nothing_is_refused_at_load(tmp_path: Path, body: s
 
 def test_cached_missing_reason_names_no_file(tmp_path: Path) -> None:
     pytest.importorskip("mediapipe")
-    from sgdtam_pipe.extractors.face import FaceExtractor
+    from sgdtam_pipe.extractors.face.landmarker import FaceExtractor
 
     clip = make_media(tmp_path / "voice.wav", seconds=0.5)
     assert FaceExtractor().extract(clip).reason == "no video stream"  # cached by content, shared by copies

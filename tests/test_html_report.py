@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from browser import Browser, chromium
 from media_factory import make_media
-from sgdtam_pipe.extractors.errors import UserError
-from sgdtam_pipe.extractors.media import probe
+
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.media import probe
 from sgdtam_pipe.pipeline.analyze import analyze
 from sgdtam_pipe.pipeline.html_report import render_page, report_budget, write_html_report
 from sgdtam_pipe.pipeline.media_proxy import EmbeddedMedia, browser_media

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from sgdtam_pipe.extractors import face as face_module
-from sgdtam_pipe.extractors.face import FaceExtractor
-from sgdtam_pipe.extractors.media import MEDIA_EXTENSIONS, iter_frames, probe
-from sgdtam_pipe.extractors.timeline import MissingModality, TimedFeatures
+
+from sgdtam_pipe.core.media import MEDIA_EXTENSIONS, iter_frames, probe
+from sgdtam_pipe.core.timeline import MissingModality, TimedFeatures
+from sgdtam_pipe.extractors.face import landmarker as face_module
+from sgdtam_pipe.extractors.face.landmarker import FaceExtractor
 from sgdtam_pipe.model.checkpoint import feature_spec_from_clips, save_checkpoint
 from sgdtam_pipe.model.config import LabelSpec, SGDTAMConfig
 from sgdtam_pipe.model.sgdtam import SGDTAM

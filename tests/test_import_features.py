@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
+from test_model_datasets import mmsa_split, write_csd
 
 from sgdtam_pipe.pipeline.cli import main
 from sgdtam_pipe.pipeline.dataset import load_dataset, load_example
 from sgdtam_pipe.pipeline.training import train_checkpoint
-from test_model_datasets import mmsa_split, write_csd
 
 
 def _csd_files(tmp_path: Path) -> dict[str, Path]:

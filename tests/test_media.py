@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from sgdtam_pipe.extractors import media
 from media_factory import AUDIO_ONLY, CODECS, VFR_TIMES, make_media, make_rotated, make_vfr
+
+from sgdtam_pipe.core import media
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GRID = EXAMPLES / "grid-bbaf2n.mpg"

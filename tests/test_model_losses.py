@@ -4,10 +4,19 @@ import math
 
 import torch
 
-from sgdtam_pipe.model.generation import StagedGenerator
 from sgdtam_pipe.model.config import SGDTAMConfig
+from sgdtam_pipe.model.generation import StagedGenerator
 from sgdtam_pipe.model.losses import (
-    ConditionalMI, ProjectionHead, alignment, compact, info_nce, reconstruction, resample, shrink, smoothness, soft_dtw,
+    ConditionalMI,
+    ProjectionHead,
+    alignment,
+    compact,
+    info_nce,
+    reconstruction,
+    resample,
+    shrink,
+    smoothness,
+    soft_dtw,
 )
 
 torch.set_num_threads(1)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from sgdtam_pipe.extractors.timeline import offset_matrix
-from sgdtam_pipe.model.alignment import MHDTA, dta_mask, index_times, offsets
+from sgdtam_pipe.core.timeline import offset_matrix
 from sgdtam_pipe.model.attention import scoped_softmax
 from sgdtam_pipe.model.config import SGDTAMConfig
+from sgdtam_pipe.model.dtam import MHDTA, dta_mask, index_times, offsets
 from sgdtam_pipe.model.generation import sgm_scope
 
 torch.set_num_threads(1)

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from model_clips import TINY_WIDTHS, make_clip
 
-from sgdtam_pipe.extractors.timeline import MODALITIES
+from sgdtam_pipe.core.timeline import MODALITIES
 from sgdtam_pipe.model.batching import collate
 from sgdtam_pipe.model.config import LabelSpec, SGDTAMConfig
 from sgdtam_pipe.model.generation import StagedGenerator
 from sgdtam_pipe.model.metrics import PATTERNS, restrict
 from sgdtam_pipe.model.sgdtam import SGDTAM, predict
-from model_clips import TINY_WIDTHS, make_clip
 
 torch.set_num_threads(1)
 WIDTHS = dict(TINY_WIDTHS)
@@ -131,7 +131,7 @@ def test_unmeasured_rows_do_not_change_the_prediction():
     assert not clip.video.mask[1]
     values = clip.video.values.copy()
     values[1] = 99.0    # a row masked out (no face) must never be read
-    from sgdtam_pipe.extractors.timeline import ClipFeatures, TimedFeatures
+    from sgdtam_pipe.core.timeline import ClipFeatures, TimedFeatures
     v = clip.video
     noisy = ClipFeatures(clip.clip, clip.text, clip.audio,
                          TimedFeatures(values, v.start, v.end, v.mask, v.names, v.identity))

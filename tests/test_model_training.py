@@ -5,15 +5,15 @@ import json
 import numpy as np
 import pytest
 import torch
+from model_clips import TINY_WIDTHS, make_clip, make_dataset
 
-from sgdtam_pipe.extractors.timeline import ClipFeatures, ExtractorIdentity, TimedFeatures
+from sgdtam_pipe.core.timeline import ClipFeatures, ExtractorIdentity, TimedFeatures
 from sgdtam_pipe.model.batching import collate
 from sgdtam_pipe.model.checkpoint import check_features, feature_spec_from_clips, load_checkpoint, save_checkpoint
 from sgdtam_pipe.model.config import LabelSpec, SGDTAMConfig
 from sgdtam_pipe.model.metrics import PATTERNS, classification_metrics, evaluate, regression_metrics, weighted_f1
 from sgdtam_pipe.model.sgdtam import SGDTAM, predict
 from sgdtam_pipe.model.train import dropout_keep, train
-from model_clips import TINY_WIDTHS, make_clip, make_dataset
 
 torch.set_num_threads(1)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipeline", "extractors", "model")
+PACKAGES = ("core", "pipeline", "extractors", "model")
 EXAMPLE = ROOT / "examples" / "grid-bbaf2n.mpg"
 
 
@@ -75,6 +75,19 @@ def test_no_import_cycle_between_package_modules() -> None:
     graph = import_graph()
     assert len(graph) > 30
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+@pytest.mark.parametrize(("package", "allowed"), [
+    ("core", {"core"}),
+    ("extractors", {"core", "extractors"}),
+    ("model", {"core", "model"}),
+])
+def test_the_folders_show_the_data_flow(package: str, allowed: set[str]) -> None:
+    """media and the time contract (core) -> extractors -> model; only the pipeline sees them all."""
+    graph = import_graph()
+    crossings = {(name, target) for name, targets in graph.items() if name.split(".")[1] == package
+                 for target in targets if target.split(".")[1] not in allowed}
+    assert not crossings
 
 
 def test_no_bare_top_level_imports() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from media_factory import make_media
+
 from sgdtam_pipe.pipeline.analyze import AnalyzeOptions, analyze
 from sgdtam_pipe.pipeline.cli import main
 from sgdtam_pipe.pipeline.dataset import build_dataset

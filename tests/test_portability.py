@@ -11,8 +11,8 @@ POSIX_ONLY = ("fcntl", "termios", "pwd", "grp", "resource")
 
 
 def test_every_module_imports_with_posix_only_modules_hidden() -> None:
-    modules = sorted(f"sgdtam_pipe.{path.parent.name}.{path.stem}"
-                     for folder in ("pipeline", "extractors", "model") for path in (REPO / folder).glob("*.py")
+    modules = sorted(".".join(("sgdtam_pipe", *path.relative_to(REPO).with_suffix("").parts))
+                     for folder in ("core", "pipeline", "extractors", "model") for path in (REPO / folder).rglob("*.py")
                      if path.stem != "__init__")
     code = (f"import sys\nfor name in {POSIX_ONLY!r}:\n    sys.modules[name] = None\n"
             f"import importlib\nfor module in {modules!r}:\n    importlib.import_module(module)\n"

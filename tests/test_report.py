@@ -11,6 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from model_clips import make_clip
+
 from sgdtam_pipe.model.checkpoint import feature_spec_from_clips, save_checkpoint
 from sgdtam_pipe.model.config import LabelSpec, SGDTAMConfig
 from sgdtam_pipe.model.sgdtam import SGDTAM

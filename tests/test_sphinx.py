@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from sgdtam_pipe.extractors.alignment import number_words, spoken_words
-from sgdtam_pipe.extractors.media import probe
-from sgdtam_pipe.extractors.sphinx import GrammarError, grammar_words, load_grammar
-from sgdtam_pipe.extractors.transcribe import transcribe
-from sgdtam_pipe.extractors.transcript import TranscriptConfig
 from media_factory import run_ffmpeg
+
+from sgdtam_pipe.core.media import probe
+from sgdtam_pipe.extractors.text.forced_alignment import number_words, spoken_words
+from sgdtam_pipe.extractors.text.sphinx import GrammarError, grammar_words, load_grammar
+from sgdtam_pipe.extractors.text.transcribe import transcribe
+from sgdtam_pipe.extractors.text.transcript import TranscriptConfig
 from sgdtam_pipe.pipeline.cli import main
-from sgdtam_pipe.pipeline.features import _text_identity, build_extractors, ExtractionSettings
+from sgdtam_pipe.pipeline.features import ExtractionSettings, _text_identity, build_extractors
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GRID = EXAMPLES / "grid-bbaf2n.mpg"

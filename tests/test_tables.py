@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from batch_jobs import media_job
 from click.testing import CliRunner
 
-from batch_jobs import media_job
 from sgdtam_pipe.pipeline.batch import run_batch
 from sgdtam_pipe.pipeline.cli import main
 

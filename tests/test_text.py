@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
+from sgdtam_pipe.core.media import probe
+from sgdtam_pipe.core.timeline import MissingModality, TimedFeatures
 from sgdtam_pipe.extractors.base import create_extractor
-from sgdtam_pipe.extractors.media import probe
-from sgdtam_pipe.extractors.text import TextExtractor, bundled_encoder, load_encoder, windows
-from sgdtam_pipe.extractors.timeline import MissingModality, TimedFeatures
-from sgdtam_pipe.extractors.transcript import Transcript, Word, make_transcript, words_from_text
+from sgdtam_pipe.extractors.text.embedding import TextExtractor, bundled_encoder, load_encoder, windows
+from sgdtam_pipe.extractors.text.transcript import Transcript, Word, make_transcript, words_from_text
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GRID = EXAMPLES / "grid-bbaf2n.mpg"

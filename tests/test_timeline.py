@@ -9,10 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sgdtam_pipe.extractors.records_io import load_clip, load_result, result_from_bytes, save_clip, save_result
-from sgdtam_pipe.extractors.timeline import (
-    ClipFeatures, ClipInfo, ContractError, ExtractorIdentity, MissingModality, TimedFeatures,
-    offset_matrix, pool_windows, rows_overlapping, spread_evenly,
+from sgdtam_pipe.core.records_io import load_clip, load_result, result_from_bytes, save_clip, save_result
+from sgdtam_pipe.core.timeline import (
+    ClipFeatures,
+    ClipInfo,
+    ContractError,
+    ExtractorIdentity,
+    MissingModality,
+    TimedFeatures,
+    offset_matrix,
+    pool_windows,
+    rows_overlapping,
+    spread_evenly,
 )
 
 IDENTITY = ExtractorIdentity("test", "1", {"hop": 0.01})

@@ -7,12 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from model_clips import make_clip, make_dataset
 from safetensors.torch import load_file, save_file
 
-from sgdtam_pipe.extractors.timeline import ClipFeatures, ExtractorIdentity, TimedFeatures
+from sgdtam_pipe.core.timeline import ClipFeatures, ExtractorIdentity, TimedFeatures
 from sgdtam_pipe.model.calibration import expected_calibration_error, fit_temperature
 from sgdtam_pipe.model.checkpoint import (
-    check_features, feature_spec_from_clips, load_checkpoint, save_checkpoint,
+    check_features,
+    feature_spec_from_clips,
+    load_checkpoint,
+    save_checkpoint,
 )
 from sgdtam_pipe.model.config import LabelSpec, SGDTAMConfig
 from sgdtam_pipe.model.metrics import classification_metrics, evaluate, pattern_name, pattern_report
@@ -20,7 +24,6 @@ from sgdtam_pipe.model.normalisation import column_stats
 from sgdtam_pipe.model.sampling import epoch_order
 from sgdtam_pipe.model.sgdtam import SGDTAM, predict
 from sgdtam_pipe.model.train import build_model, train
-from model_clips import make_clip, make_dataset
 
 torch.set_num_threads(1)
 
@@ -37,7 +40,7 @@ def _scaled(clips: list[ClipFeatures], column: int, factor: float) -> list[ClipF
 
 
 def _audio_only(clips: list[ClipFeatures]) -> list[ClipFeatures]:
-    from sgdtam_pipe.extractors.timeline import MissingModality
+    from sgdtam_pipe.core.timeline import MissingModality
     return [ClipFeatures(c.clip, MissingModality("x"), c.audio, MissingModality("x")) for c in clips]
 
 

@@ -6,17 +6,17 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from model_clips import make_dataset
 from safetensors.torch import load_file
+from training_data import synthetic_examples, text_only, write_dataset
 
-from sgdtam_pipe.extractors.errors import UserError
+from sgdtam_pipe.core.errors import UserError
 from sgdtam_pipe.model.checkpoint import load_checkpoint
 from sgdtam_pipe.model.config import SGDTAMConfig
 from sgdtam_pipe.model.train import NonFiniteLoss, build_model, train
 from sgdtam_pipe.pipeline.cli import main
 from sgdtam_pipe.pipeline.scoring import Checkpoint
 from sgdtam_pipe.pipeline.training import train_checkpoint
-from model_clips import make_dataset
-from training_data import synthetic_examples, text_only, write_dataset
 
 torch.set_num_threads(1)
 TINY = {"preset": "tiny", "epochs": 3, "batch_size": 8, "patience": 3, "plateau_patience": 1}

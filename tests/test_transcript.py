@@ -7,17 +7,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_factory import make_media, run_ffmpeg
 
-from sgdtam_pipe.extractors.alignment import match_words, normalise, spell_number
-from sgdtam_pipe.extractors.asr import fitted_encoder, gather
-from sgdtam_pipe.extractors.media import decode_audio, probe
-from sgdtam_pipe.extractors.sidecars import SidecarError, find_sidecar, read_sidecar
-from sgdtam_pipe.extractors.transcribe import transcribe
-from sgdtam_pipe.extractors.transcript import (
-    TimedToken, Transcript, TranscriptConfig, Word, interpolate, make_transcript, segment_words,
+from sgdtam_pipe.core.media import decode_audio, probe
+from sgdtam_pipe.extractors.text.asr import fitted_encoder, gather
+from sgdtam_pipe.extractors.text.forced_alignment import match_words, normalise, spell_number
+from sgdtam_pipe.extractors.text.sidecars import SidecarError, find_sidecar, read_sidecar
+from sgdtam_pipe.extractors.text.transcribe import transcribe
+from sgdtam_pipe.extractors.text.transcript import (
+    TimedToken,
+    Transcript,
+    TranscriptConfig,
+    Word,
+    interpolate,
+    make_transcript,
+    segment_words,
     words_from_text,
 )
-from media_factory import make_media, run_ffmpeg
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GRID = EXAMPLES / "grid-bbaf2n.mpg"

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-
-from sgdtam_pipe.extractors.records_io import save_clip
-from sgdtam_pipe.extractors.timeline import ClipFeatures, MissingModality
 from model_clips import make_clip
+
+from sgdtam_pipe.core.records_io import save_clip
+from sgdtam_pipe.core.timeline import ClipFeatures, MissingModality
 
 CLASSES = ("negative", "positive")
 

@@ -38,11 +38,13 @@ from typing import Sequence
 
 import numpy as np
 
-from sgdtam_pipe.extractors.base import Extractor, Hook, require
-from sgdtam_pipe.extractors.devices import torch_device
-from sgdtam_pipe.extractors.timeline import ExtractorIdentity, MissingModality, ModalityResult, TimedFeatures
-from sgdtam_pipe.extractors.transcribe import transcribe
-from sgdtam_pipe.extractors.transcript import Segment, Transcript, TranscriptConfig
+from sgdtam_pipe.core.devices import torch_device
+from sgdtam_pipe.core.hooks import Hook
+from sgdtam_pipe.core.recording import Recording
+from sgdtam_pipe.core.timeline import ExtractorIdentity, MissingModality, ModalityResult, TimedFeatures
+from sgdtam_pipe.extractors.base import Extractor, require
+from sgdtam_pipe.extractors.text.transcribe import transcribe
+from sgdtam_pipe.extractors.text.transcript import Segment, Transcript, TranscriptConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 BATCH_WINDOWS = 64  # most windows encoded per forward pass
@@ -182,10 +184,10 @@ class TextExtractor(Extractor):
     Config = TextConfig
     config: TextConfig
 
-    def transcribe(self, path: str | Path, *, hook: Hook | None = None) -> Transcript:
+    def transcribe(self, source: Recording | str | Path, *, hook: Hook | None = None) -> Transcript:
         """The transcript this extractor would embed (cacheable: ``Transcript.to_json``); ``hook`` gets
         the recogniser's progress in seconds of audio."""
-        return transcribe(path, config=self.config, hook=hook)
+        return transcribe(source, config=self.config, hook=hook)
 
     def embed(self, transcript: Transcript, *, hook: Hook | None = None) -> ModalityResult:
         """One row per word-piece token with its word's interval; missing when there are no words."""
@@ -248,5 +250,5 @@ class TextExtractor(Extractor):
             first += len(segment.words)
         return parts, owners
 
-    def extract(self, path: str | Path, *, hook: Hook | None = None) -> ModalityResult:
-        return self.embed(self.transcribe(path, hook=hook), hook=hook)
+    def extract(self, source: Recording | str | Path, *, hook: Hook | None = None) -> ModalityResult:
+        return self.embed(self.transcribe(source, hook=hook), hook=hook)

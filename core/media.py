@@ -6,8 +6,10 @@ presentation time minus the container's start offset. A still image
 (``IMAGE_EXTENSIONS``) is one frame shown over ``[0, 1/fps)`` (:func:`still_seconds`),
 the span of one sampled video frame, so a photo's face row looks like a
 video's. Where a command-line
-ffmpeg is needed (:func:`write_wav`, :func:`cut_segment`), ffmpeg-python drives
+ffmpeg is needed (the report's browser-playable copy), ffmpeg-python drives
 the binary bundled in imageio-ffmpeg, with arguments as a list and no shell.
+The extractors do not call these functions on a path: they get a
+:class:`core.recording.Recording`, which opens the file once.
 """
 
 from __future__ import annotations
@@ -136,7 +138,8 @@ def check_readable(path: str | Path) -> Path:
     return path
 
 
-def _open(path: Path):
+def open_container(path: Path):
+    """An open PyAV input container (``MediaError`` naming the file if FFmpeg refuses it)."""
     av = _av()
     try:
         return av.open(str(path), mode="r")
@@ -249,40 +252,45 @@ def probe(path: str | Path) -> MediaInfo:
     over ``MAX_MEDIA_SECONDS`` the file is refused.
     """
     path = check_readable(path)
-    with _open(path) as container:
-        offset = (container.start_time or 0) / 1_000_000
-        streams = tuple(
-            StreamInfo(
-                s.index, s.type, s.codec_context.name if s.codec_context else "unknown",
-                None if s.start_time is None else _seconds(s.start_time, s.time_base) - offset,
-                _seconds(s.duration, s.time_base),
-            )
-            for s in container.streams
+    with open_container(path) as container:
+        return probe_container(container, path)
+
+
+def probe_container(container, path: Path) -> MediaInfo:
+    """:func:`probe` on an open container (it reads the file's head and tail; seek before decoding)."""
+    offset = (container.start_time or 0) / 1_000_000
+    streams = tuple(
+        StreamInfo(
+            s.index, s.type, s.codec_context.name if s.codec_context else "unknown",
+            None if s.start_time is None else _seconds(s.start_time, s.time_base) - offset,
+            _seconds(s.duration, s.time_base),
         )
-        video = container.streams.video[0] if container.streams.video else None
-        has_audio = bool(container.streams.audio)
-        if video is None and not has_audio:
-            raise MediaError(path, "has neither an audio nor a video stream")
-        width = height = None
-        rotation = 0
-        avg_fps = real_fps = None
-        if video is not None:
-            rotation = _first_frame_rotation(container, video)
-            width, height = video.codec_context.width, video.codec_context.height
-            if rotation in (90, 270):
-                width, height = height, width
-            avg_fps = float(video.average_rate) if video.average_rate else None
-            real_fps = float(video.base_rate) if video.base_rate else None
-        if video is not None and is_still_image(path):
-            return MediaInfo(str(path), still_seconds(DEFAULT_FPS), 0.0, streams, width, height, rotation,
-                             None, None, False, True, still=True)
-        duration = _duration(container, offset, streams)
-        if duration > MAX_MEDIA_SECONDS:
-            raise MediaError(path, f"lasts {duration:.0f} s, over the {MAX_MEDIA_SECONDS:.0f} s limit for one clip "
-                                   "(cut it into parts)")
-        audio_stream, audio_choice = choose_audio_stream(container)
-        nominal_fps = float(video.guessed_rate) if video is not None and video.guessed_rate else None
-        audio = container.streams[audio_stream].codec_context if audio_stream is not None else None
+        for s in container.streams
+    )
+    video = container.streams.video[0] if container.streams.video else None
+    has_audio = bool(container.streams.audio)
+    if video is None and not has_audio:
+        raise MediaError(path, "has neither an audio nor a video stream")
+    width = height = None
+    rotation = 0
+    avg_fps = real_fps = None
+    if video is not None:
+        rotation = _first_frame_rotation(container, video)
+        width, height = video.codec_context.width, video.codec_context.height
+        if rotation in (90, 270):
+            width, height = height, width
+        avg_fps = float(video.average_rate) if video.average_rate else None
+        real_fps = float(video.base_rate) if video.base_rate else None
+    if video is not None and is_still_image(path):
+        return MediaInfo(str(path), still_seconds(DEFAULT_FPS), 0.0, streams, width, height, rotation,
+                         None, None, False, True, still=True)
+    duration = _duration(container, offset, streams)
+    if duration > MAX_MEDIA_SECONDS:
+        raise MediaError(path, f"lasts {duration:.0f} s, over the {MAX_MEDIA_SECONDS:.0f} s limit for one clip "
+                               "(cut it into parts)")
+    audio_stream, audio_choice = choose_audio_stream(container)
+    nominal_fps = float(video.guessed_rate) if video is not None and video.guessed_rate else None
+    audio = container.streams[audio_stream].codec_context if audio_stream is not None else None
     return MediaInfo(str(path), duration, offset, streams, width, height, rotation,
                      avg_fps, real_fps, has_audio, video is not None, audio_stream, audio_choice,
                      nominal_fps, audio.sample_rate if audio else None, audio.channels if audio else None)
@@ -297,34 +305,42 @@ def decode_audio(path: str | Path, sample_rate: int = AUDIO_RATE) -> AudioTrack 
     A file that breaks off mid-stream keeps what decoded before the break;
     decoding stops after ``MAX_MEDIA_SECONDS``.
     """
-    av = _av()
     path = check_readable(path)
-    with _open(path) as container:
-        if not container.streams.audio:
-            return None
-        offset = (container.start_time or 0) / 1_000_000
-        index, choice = choose_audio_stream(container)
-        stream = next(s for s in container.streams.audio if s.index == index)
-        if choice:  # the choice decoded part of the file
-            container.seek(0)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        blocks: list[np.ndarray] = []
-        start: float | None = None
-        budget = int(MAX_MEDIA_SECONDS * sample_rate)
-        try:
-            for frame in container.decode(stream):
-                if start is None and frame.time is not None:
-                    start = frame.time - offset
-                for out in resampler.resample(frame):
-                    blocks.append(out.to_ndarray().reshape(-1))
-                    budget -= len(blocks[-1])
-                if budget <= 0:
-                    break
-        except av.error.FFmpegError as exc:
-            if not blocks:
-                raise MediaError(path, f"audio stream cannot be decoded ({_ffmpeg_reason(exc)})") from exc
-        for out in resampler.resample(None):
-            blocks.append(out.to_ndarray().reshape(-1))
+    with open_container(path) as container:
+        return decode_audio_container(container, path, sample_rate)
+
+
+def decode_audio_container(container, path: Path, sample_rate: int = AUDIO_RATE, *,
+                           stream_index: int | None = None) -> AudioTrack | None:
+    """:func:`decode_audio` on an open container, from wherever it was left (seeks to the start).
+
+    ``stream_index`` is the audio stream a probe already chose; ``None`` chooses again.
+    """
+    av = _av()
+    if not container.streams.audio:
+        return None
+    offset = (container.start_time or 0) / 1_000_000
+    index = stream_index if stream_index is not None else choose_audio_stream(container)[0]
+    stream = next(s for s in container.streams.audio if s.index == index)
+    container.seek(0)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    blocks: list[np.ndarray] = []
+    start: float | None = None
+    budget = int(MAX_MEDIA_SECONDS * sample_rate)
+    try:
+        for frame in container.decode(stream):
+            if start is None and frame.time is not None:
+                start = frame.time - offset
+            for out in resampler.resample(frame):
+                blocks.append(out.to_ndarray().reshape(-1))
+                budget -= len(blocks[-1])
+            if budget <= 0:
+                break
+    except av.error.FFmpegError as exc:
+        if not blocks:
+            raise MediaError(path, f"audio stream cannot be decoded ({_ffmpeg_reason(exc)})") from exc
+    for out in resampler.resample(None):
+        blocks.append(out.to_ndarray().reshape(-1))
     samples = np.concatenate(blocks).astype(np.float32) if blocks else np.zeros(0, np.float32)
     return AudioTrack(samples, sample_rate, max(0.0, start or 0.0))
 
@@ -347,7 +363,7 @@ def iter_frames(path: str | Path, fps: float | None = DEFAULT_FPS) -> Iterator[V
     if is_still_image(path):
         yield from _still_frame(path, fps)
         return
-    with _open(path) as container:
+    with open_container(path) as container:
         if not container.streams.video:
             return
         offset = (container.start_time or 0) / 1_000_000
@@ -386,7 +402,7 @@ def iter_frames(path: str | Path, fps: float | None = DEFAULT_FPS) -> Iterator[V
 def _still_frame(path: Path, fps: float | None) -> Iterator[VideoFrame]:
     """The first frame of an image file, shown over ``[0, still_seconds(fps))`` (EXIF rotation applied)."""
     av = _av()
-    with _open(path) as container:
+    with open_container(path) as container:
         if not container.streams.video:
             return
         try:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sgdtam_pipe.extractors.timeline import MODALITIES
+from sgdtam_pipe.core.timeline import MODALITIES
 from sgdtam_pipe.model.attention import MultiHeadAttention
 from sgdtam_pipe.model.config import SGDTAMConfig
 

@@ -45,8 +45,15 @@ from typing import Any
 
 import numpy as np
 
-from sgdtam_pipe.extractors.acoustic import AcousticConfig, AcousticExtractor, Frames, chunk_bounds, report_progress
-from sgdtam_pipe.extractors.base import Hook, require
+from sgdtam_pipe.core.hooks import Hook
+from sgdtam_pipe.extractors.acoustic.frames import (
+    AcousticConfig,
+    AcousticExtractor,
+    Frames,
+    chunk_bounds,
+    report_progress,
+)
+from sgdtam_pipe.extractors.base import require
 
 F0_METHODS = ("pyin", "yin")
 HOP_SECONDS = 0.010

@@ -31,9 +31,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from sgdtam_pipe.extractors.base import Extractor, ExtractorConfig, Hook
-from sgdtam_pipe.extractors.media import decode_audio
-from sgdtam_pipe.extractors.timeline import MissingModality, ModalityResult, TimedFeatures, pool_windows
+from sgdtam_pipe.core.hooks import Hook
+from sgdtam_pipe.core.recording import Recording, recording_of
+from sgdtam_pipe.core.timeline import MissingModality, ModalityResult, TimedFeatures, pool_windows
+from sgdtam_pipe.extractors.base import Extractor, ExtractorConfig
 
 DEFAULT_SILENCE_DBFS = -60.0
 LEVEL_BLOCK_SECONDS = 0.05
@@ -97,8 +98,9 @@ class AcousticExtractor(Extractor):
     extra = "acoustic"
     config: AcousticConfig
 
-    def extract(self, path: str | Path, *, hook: Hook | None = None) -> ModalityResult:
-        track = decode_audio(path)
+    def extract(self, source: Recording | str | Path, *, hook: Hook | None = None) -> ModalityResult:
+        with recording_of(source) as recording:
+            track = recording.audio()
         if track is None:
             return MissingModality("no audio stream", self.identity())
         return self.extract_waveform(track.samples, track.sample_rate, track.start, hook=hook)

@@ -16,12 +16,12 @@ audio track's start, so a track that begins late keeps its place.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from sgdtam_pipe.core.devices import check_device
 from sgdtam_pipe.extractors.base import ExtractorConfig
-from sgdtam_pipe.extractors.devices import check_device
 
 TRANSCRIPT_FORMAT = 1
 SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*$")
@@ -188,6 +188,10 @@ class TranscriptConfig(ExtractorConfig):
 
 
 # --- building transcripts ---------------------------------------------------------
+
+WORD_SOURCE_KEYS = frozenset(f.name for f in fields(TranscriptConfig))
+"""Text config keys that choose where the words come from, not what the text features mean."""
+
 
 def _segment(words: Sequence[Word]) -> Segment:
     return Segment(words[0].start, max(w.end for w in words), tuple(words))

@@ -27,10 +27,10 @@ from typing import Sequence
 
 import numpy as np
 
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.media import AUDIO_RATE
 from sgdtam_pipe.extractors.base import require
-from sgdtam_pipe.extractors.errors import UserError
 
-SAMPLE_RATE = 16_000
 FRAME_SECONDS = 0.01
 _LOCK = threading.Lock()
 _VARIANT = re.compile(r"\(\d+\)$")  # "two(2)": the second pronunciation of "two"
@@ -52,7 +52,7 @@ class Heard:
 
 def _new_decoder(**options):
     pocketsphinx = require("pocketsphinx", "speech")
-    return pocketsphinx.Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", **options)
+    return pocketsphinx.Decoder(samprate=AUDIO_RATE, loglevel="FATAL", **options)
 
 
 @lru_cache(maxsize=1)
@@ -148,7 +148,7 @@ def align(samples: np.ndarray, words: Sequence[str], *, offset: float = 0.0) -> 
     not recognised), or None when the aligner finds no path through the
     audio for them (too little audio, or text that does not fit it).
     """
-    if not words or len(samples) < SAMPLE_RATE // 10:
+    if not words or len(samples) < AUDIO_RATE // 10:
         return None
     with _LOCK:
         decoder = _aligner()
@@ -165,7 +165,7 @@ def align(samples: np.ndarray, words: Sequence[str], *, offset: float = 0.0) -> 
 def recognise(samples: np.ndarray, grammar: Path, *, offset: float = 0.0) -> list[Heard]:
     """The grammar's best sentence for 16 kHz ``samples`` (one utterance), as timed words."""
     decoder = load_grammar(grammar)
-    if len(samples) < SAMPLE_RATE // 10:
+    if len(samples) < AUDIO_RATE // 10:
         return []
     with _LOCK:
         return _decode(decoder, samples, offset)

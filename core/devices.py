@@ -4,14 +4,14 @@ Whisper runs on CTranslate2, the text encoder and SG-DTAM on torch; each is
 asked separately whether it sees a CUDA GPU (a CPU-only torch wheel sees none
 even on a GPU machine). ``auto`` takes the GPU where that library sees one,
 else the CPU; ``cuda`` where it sees none is refused with a
-:class:`~sgdtam_pipe.extractors.errors.UserError` before any work starts.
+:class:`~sgdtam_pipe.core.errors.UserError` before any work starts.
 The device is a runtime choice (``RUNTIME_FIELDS``): results agree up to
 float rounding, so it never enters a cache identity.
 """
 
 from __future__ import annotations
 
-from sgdtam_pipe.extractors.errors import UserError
+from sgdtam_pipe.core.errors import UserError
 
 DEVICES = ("auto", "cpu", "cuda")
 

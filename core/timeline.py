@@ -160,6 +160,35 @@ class ClipFeatures:
         """Names of the modalities that hold a stream, in ``MODALITIES`` order."""
         return tuple(m for m in MODALITIES if isinstance(self.modality(m), TimedFeatures))
 
+    def crop(self, start: float, end: float) -> "ClipFeatures":
+        """The clip restricted to ``[start, end)``; a modality without a real row there is missing.
+
+        So is one whose extractor records a ``max_missing_share`` (the face
+        extractor) when more of the segment's rows than that share are unmeasured:
+        face presence is decided per segment, not once per clip.
+        """
+        cropped = {}
+        for name in MODALITIES:
+            stream = self.modality(name)
+            if isinstance(stream, TimedFeatures):
+                part = stream.crop(start, end)
+                reason = _absent_reason(part, name)
+                stream = part if reason is None else MissingModality(reason, stream.identity)
+            cropped[name] = stream
+        return ClipFeatures(self.clip, **cropped)
+
+
+def _absent_reason(part: TimedFeatures, name: str) -> str | None:
+    """Why a cropped stream counts as missing in its segment, ``None`` when it is present."""
+    if not part.mask.any():
+        return f"no {name} rows in this segment"
+    limit = part.identity.config.get("max_missing_share")
+    missing = 1.0 - float(part.mask.mean())
+    if limit is not None and missing > limit:
+        return (f"no face in {int((~part.mask).sum())} of {len(part)} frames of this segment ({missing:.0%}), "
+                f"more than max_missing_share={limit:g}")
+    return None
+
 
 # --- time helpers -----------------------------------------------------------------
 

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import difflib
 import re
-from pathlib import Path
 from typing import Sequence
 
-from sgdtam_pipe.extractors import asr, sphinx
-from sgdtam_pipe.extractors.base import Hook
-from sgdtam_pipe.extractors.media import AudioTrack, decode_audio, probe
-from sgdtam_pipe.extractors.sidecars import Cue
-from sgdtam_pipe.extractors.transcript import TimedToken, TranscriptConfig, Word, interpolate, spread
+from sgdtam_pipe.core.hooks import Hook
+from sgdtam_pipe.core.media import AudioTrack
+from sgdtam_pipe.extractors.text import asr, sphinx
+from sgdtam_pipe.extractors.text.sidecars import Cue
+from sgdtam_pipe.extractors.text.transcript import TimedToken, TranscriptConfig, Word, interpolate, spread
 
 CUE_SLACK = 0.5  # seconds a matched word may lie outside its cue before the match is refused
 EDGE_WORD_SECONDS = 0.3  # room given to each untimed word before the first (after the last) timed one
@@ -194,7 +193,7 @@ def _align_group(tokens: Sequence[TimedToken], group: Sequence[int], audio: Audi
     low, high = tokens[group[0]].low, tokens[group[0]].high
     begin = max(audio.start, low - CUE_SLACK)
     finish = min(audio.start + audio.duration, high + CUE_SLACK)
-    first, last = (max(int(round((t - audio.start) * sphinx.SAMPLE_RATE)), 0) for t in (begin, finish))
+    first, last = (max(int(round((t - audio.start) * audio.sample_rate)), 0) for t in (begin, finish))
     spoken = [spoken_words(tokens[i].text) for i in group]
     sayable = [bool(parts) and all(sphinx.pronounceable(parts)) for parts in spoken]
     said = [(i, parts) for i, parts, ok in zip(group, spoken, sayable) if ok]
@@ -253,21 +252,21 @@ def _edge(tokens: Sequence[TimedToken], span: tuple[float, float], side: int) ->
     return min(span[1], ordered[timed].end + EDGE_WORD_SECONDS * timed)
 
 
-def timed_words_for_text(media: Path, cues: Sequence[Cue], *, config: TranscriptConfig,
-                         hook: Hook | None = None) -> tuple[list[Word], str]:
+def timed_words_for_text(audio: AudioTrack | None, duration: float, cues: Sequence[Cue], *,
+                         config: TranscriptConfig, hook: Hook | None = None) -> tuple[list[Word], str]:
     """Words of a sidecar's cues, each with a time; the second item says how untimed words were timed.
 
     Order of trust: times the sidecar gives a single word; forced alignment of
     each cue's words to its audio (PocketSphinx, English only); for cues the
     aligner could not fit, the recogniser's own word times matched to the text; then
-    interpolation inside the cue. With no audio to align to, the text is
-    spread over the speech regions (or the whole track), flagged.
+    interpolation inside the cue. With no audio to align to (``audio`` None:
+    the clip has no audio stream), the text is spread over the speech regions
+    (or the whole ``duration`` s), flagged.
     """
     tokens = tokens_from_cues(cues)
     if all(t.start is not None for t in tokens):
         return interpolate(tokens, start=0.0, end=max((t.end or 0.0) for t in tokens) if tokens else 0.0), ""
-    audio = decode_audio(media)
-    span = (0.0, probe(media).duration) if audio is None else (audio.start, audio.start + audio.duration)
+    span = (0.0, duration) if audio is None else (audio.start, audio.start + audio.duration)
     aligners: list[str] = []
     if config.align != "none" and audio is not None and len(audio.samples):
         forced = config.align == "auto" and config.language == "en"

@@ -20,11 +20,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from sgdtam_pipe.extractors import sphinx
-from sgdtam_pipe.extractors.base import Hook, require
-from sgdtam_pipe.extractors.devices import whisper_device
-from sgdtam_pipe.extractors.media import decode_audio
-from sgdtam_pipe.extractors.transcript import TranscriptConfig, Word
+from sgdtam_pipe.core.devices import whisper_device
+from sgdtam_pipe.core.hooks import Hook
+from sgdtam_pipe.core.media import AUDIO_RATE, AudioTrack
+from sgdtam_pipe.extractors.base import require
+from sgdtam_pipe.extractors.text import sphinx
+from sgdtam_pipe.extractors.text.transcript import TranscriptConfig, Word
 
 if TYPE_CHECKING:
     import numpy as np
@@ -123,7 +124,7 @@ def recognise_samples(samples: "np.ndarray", *, config: TranscriptConfig, offset
     window is decoded without the previous window's text as prompt, so one
     misheard window cannot set off a loop in the next.
     """
-    seconds = round(len(samples) / 16_000, 1)
+    seconds = round(len(samples) / AUDIO_RATE, 1)
     if config.grammar is not None:
         return _recognise_with_grammar(samples, config=config, offset=offset, hook=hook)
     _report(hook, "whisper", 0.0, seconds)
@@ -144,7 +145,7 @@ def recognise_samples(samples: "np.ndarray", *, config: TranscriptConfig, offset
         samples, language=config.language, beam_size=config.beam_size, word_timestamps=True,
         temperature=FALLBACK_TEMPERATURES if config.fallback else 0.0, condition_on_previous_text=False,
         **options)
-    limit = offset + len(samples) / 16_000
+    limit = offset + len(samples) / AUDIO_RATE
     words: list[Word] = []
     for segment in segments:  # a generator: each segment is decoded as it is asked for
         _report(hook, "whisper", float(segment.end), seconds)
@@ -169,11 +170,11 @@ def _recognise_with_grammar(samples: "np.ndarray", *, config: TranscriptConfig, 
                             hook: Hook | None = None) -> list[Word]:
     """Each speech region decoded by PocketSphinx as one sentence of ``config.grammar``."""
     sphinx.load_grammar(config.grammar)  # a bad grammar is reported even for a silent track
-    seconds = round(len(samples) / 16_000, 1)
+    seconds = round(len(samples) / AUDIO_RATE, 1)
     _report(hook, "sphinx", 0.0, seconds)
     words: list[Word] = []
     for start, end in speech_regions(samples, min_silence=config.pause):
-        piece = samples[int(start * 16_000):int(end * 16_000)]
+        piece = samples[int(start * AUDIO_RATE):int(end * AUDIO_RATE)]
         words.extend(Word(h.word, h.start, h.end, h.probability, False)
                      for h in sphinx.recognise(piece, config.grammar, offset=offset + start))
         _report(hook, "sphinx", end, seconds)
@@ -181,11 +182,10 @@ def _recognise_with_grammar(samples: "np.ndarray", *, config: TranscriptConfig, 
     return words
 
 
-def recognise(path: str | Path, *, config: TranscriptConfig, hook: Hook | None = None) -> Recognition:
-    """Words spoken in ``path``'s first audio stream (none when it has no audio stream); ``hook``: see
-    :func:`recognise_samples`."""
+def recognise(audio: AudioTrack | None, *, config: TranscriptConfig, hook: Hook | None = None) -> Recognition:
+    """Words spoken in a clip's decoded audio (none when it has no audio stream, ``audio`` None);
+    ``hook``: see :func:`recognise_samples`."""
     source = "asr:" + recogniser_name(config)
-    audio = decode_audio(path)
     if audio is None:
         return Recognition((), None, source, note="the file has no audio stream")
     if not len(audio.samples):
@@ -219,4 +219,4 @@ def speech_regions(samples: "np.ndarray", *, offset: float = 0.0,
     vad = require("faster_whisper.vad", "speech")
     options = vad.VadOptions(min_silence_duration_ms=int(min_silence * 1000), speech_pad_ms=200)
     stamps = vad.get_speech_timestamps(samples, options)
-    return [(offset + s["start"] / 16_000, offset + s["end"] / 16_000) for s in stamps]
+    return [(offset + s["start"] / AUDIO_RATE, offset + s["end"] / AUDIO_RATE) for s in stamps]

@@ -20,9 +20,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from sgdtam_pipe.extractors.timeline import (
-    MODALITIES, ClipFeatures, ClipInfo, ContractError, ExtractorIdentity, MissingModality,
-    ModalityResult, TimedFeatures,
+from sgdtam_pipe.core.timeline import (
+    MODALITIES,
+    ClipFeatures,
+    ClipInfo,
+    ContractError,
+    ExtractorIdentity,
+    MissingModality,
+    ModalityResult,
+    TimedFeatures,
 )
 
 FORMAT_VERSION = 1
