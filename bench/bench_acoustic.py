@@ -38,10 +38,10 @@ TARGET_RTF = 0.05
 def settings() -> dict[str, AcousticExtractor]:
     """The backend settings to time, by label."""
     return {
-        "opensmile eGeMAPSv02": OpenSmileExtractor(),
-        "opensmile ComParE_2016": OpenSmileExtractor(feature_set="ComParE_2016"),
-        "librosa pyin": LibrosaExtractor(),
-        "librosa yin": LibrosaExtractor(f0_method="yin"),
+        "opensmile eGeMAPSv02": OpenSmileExtractor(pool_window=None),
+        "opensmile ComParE_2016": OpenSmileExtractor(pool_window=None, feature_set="ComParE_2016"),
+        "librosa pyin": LibrosaExtractor(pool_window=None),
+        "librosa yin": LibrosaExtractor(pool_window=None, f0_method="yin"),
     }
 
 

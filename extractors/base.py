@@ -89,6 +89,11 @@ class Extractor(ABC):
         config = dict(self.config.output_config(), libraries={d: installed_version(d) for d in self.libraries})
         return ExtractorIdentity(self.name, self.version, config)
 
+    def identity_for(self, source: Path) -> ExtractorIdentity:
+        """The identity of this extractor's output for the clip at ``source``: :meth:`identity` plus
+        any file it reads beside the clip, named by content hash (the cache keys on it)."""
+        return self.identity()
+
     @abstractmethod
     def extract(self, source: Recording | str | Path, *, hook: Hook | None = None) -> ModalityResult:
         """Features of a recording (or a path, opened for this call); ``MediaError`` for a file

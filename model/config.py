@@ -154,6 +154,12 @@ class SGDTAMConfig:
         return cls(**data)
 
 
+PATIENCE = 8
+"""Epochs without a better validation score before training stops."""
+PLATEAU_PATIENCE = 3
+"""Epochs without a better validation score before the learning rate drops 10x."""
+DEFAULT_PRESET = "paper"
+
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "tiny": {"text_dim": 8, "audio_dim": 6, "video_dim": 5, "d_model": 16, "heads": 4,

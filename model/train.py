@@ -55,14 +55,12 @@ from sgdtam_pipe.core.hooks import Hook
 from sgdtam_pipe.core.records_io import atomic_write_json
 from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures
 from sgdtam_pipe.model.batching import collate
-from sgdtam_pipe.model.config import SGDTAMConfig
+from sgdtam_pipe.model.config import PATIENCE, PLATEAU_PATIENCE, SGDTAMConfig
 from sgdtam_pipe.model.metrics import evaluate, json_safe, selection_metric
 from sgdtam_pipe.model.sampling import epoch_order, length_batches
 from sgdtam_pipe.model.sgdtam import SGDTAM
 from sgdtam_pipe.model.train_state import capture, load_state, save_state
 
-PATIENCE = 8
-PLATEAU_PATIENCE = 3
 SUBSETS = torch.tensor([[(k >> i) & 1 for i in range(len(MODALITIES))] for k in range(1, 2 ** len(MODALITIES))],
                        dtype=torch.bool)
 

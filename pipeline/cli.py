@@ -18,6 +18,12 @@ from typing import Any, Callable
 
 import click
 
+from sgdtam_pipe.core.devices import DEVICES
+from sgdtam_pipe.extractors.base import REGISTRY
+from sgdtam_pipe.extractors.text.transcript import SHORTEST_WHISPER_WINDOW, WHISPER_WINDOW
+from sgdtam_pipe.model.config import PRESETS
+from sgdtam_pipe.pipeline.features import ExtractionSettings
+from sgdtam_pipe.pipeline.training_options import TrainingOptions
 from sgdtam_pipe.pipeline.version import __version__
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -143,11 +149,11 @@ cache_dir_option = click.option("--cache-dir", type=click.Path(file_okay=False, 
                                 help="Feature cache folder (default: the user cache dir, or $SGDTAM_CACHE_DIR).")
 checkpoint_option = click.option("--checkpoint", type=click.Path(exists=True, path_type=Path),
                                  help="Checkpoint folder (default: the starter checkpoint shipped in the package).")
-device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+device_option = click.option("--device", type=click.Choice(DEVICES), default=ExtractionSettings.device, show_default=True,
                              help="Where Whisper, the text encoder and SG-DTAM run; auto takes a GPU when one is "
                                   "visible ('sgdtam-pipe doctor' says what it finds).")
-audio_option = click.option("--audio-backend", type=click.Choice(["opensmile", "librosa"]), default="opensmile",
-                            show_default=True, help="Acoustic features; librosa is the licence-clean choice.")
+audio_option = click.option("--audio-backend", type=click.Choice(list(REGISTRY["audio"])),
+                            default=ExtractionSettings.audio_backend, show_default=True, help="Acoustic features; librosa is the licence-clean choice.")
 
 _speech_options = (
     click.option("--grammar", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -155,7 +161,8 @@ _speech_options = (
                       "(closed-grammar corpora such as GRID; US English)."),
     click.option("--whisper-model", type=click.Path(exists=True, file_okay=False, path_type=Path),
                  help="Local CTranslate2 Whisper folder (default: the bundled Whisper tiny.en)."),
-    click.option("--whisper-window", type=click.FloatRange(10.0, 30.0), default=30.0, show_default=True,
+    click.option("--whisper-window", type=click.FloatRange(SHORTEST_WHISPER_WINDOW, WHISPER_WINDOW),
+                 default=ExtractionSettings.whisper_window, show_default=True,
                  help="Fewest seconds Whisper's encoder sees; lower is faster on short clips, less accurate."),
 )
 
@@ -207,7 +214,7 @@ def main(ctx: click.Context, debug: bool, quiet: bool, verbose: bool, log_level:
               help="Write the segments, words and frames tables to this folder as CSV and Parquet.")
 @click.option("--transcript", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Sidecar transcript (.srt, .vtt, .json, .txt); default: one next to the clip, else speech recognition.")
-@click.option("--fps", type=click.FloatRange(0, min_open=True), default=15.0, show_default=True,
+@click.option("--fps", type=click.FloatRange(0, min_open=True), default=ExtractionSettings.fps, show_default=True,
               help="Face sampling rate (frames per second).")
 @audio_option
 @checkpoint_option
@@ -374,22 +381,23 @@ def _seed_list(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Checkpoint folder to write (training state is kept in OUT/state/ until it finishes).")
-@click.option("--preset", type=click.Choice(["paper", "tiny"]), default="paper", show_default=True)
-@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True, help="Most epochs per run.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=TrainingOptions.preset, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=TrainingOptions.epochs, show_default=True, help="Most epochs per run.")
+@click.option("--seed", type=int, default=TrainingOptions.seeds[0], show_default=True)
 @click.option("--seeds", callback=_seed_list, help="Comma-separated seeds, e.g. 0,1,2: one run each, mean ± std "
               "of the validation metrics reported; the first seed's checkpoint is kept. Replaces --seed.")
-@click.option("--folds", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--folds", type=click.IntRange(0), default=TrainingOptions.folds, show_default=True,
               help="Also run K-fold cross-validation over the train split (0: none).")
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
-@click.option("--patience", type=click.IntRange(1), default=8, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1), default=TrainingOptions.batch_size, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=TrainingOptions.lr, show_default=True)
+@click.option("--patience", type=click.IntRange(1), default=TrainingOptions.patience, show_default=True,
               help="Stop after this many epochs without a better validation score.")
-@click.option("--plateau-patience", type=click.IntRange(0), default=3, show_default=True,
+@click.option("--plateau-patience", type=click.IntRange(0), default=TrainingOptions.plateau_patience, show_default=True,
               help="Epochs without a better validation score tolerated before the learning rate drops 10x "
                    "(must be below --patience).")
-@click.option("--modality-dropout", type=click.FloatRange(0, 1), default=0.5, show_default=True)
-@click.option("--balance-groups/--no-balance-groups", default=True, show_default=True,
+@click.option("--modality-dropout", type=click.FloatRange(0, 1), default=TrainingOptions.modality_dropout,
+              show_default=True)
+@click.option("--balance-groups/--no-balance-groups", default=TrainingOptions.balance_groups, show_default=True,
               help="Give every example group (source) the same share of each epoch.")
 @click.option("--draws-per-group", type=click.IntRange(1), help="Draws per group per epoch "
               "(default: examples / groups, so an epoch keeps the dataset's size).")
@@ -404,7 +412,7 @@ def train(dataset: Path, out_dir: Path, preset: str, epochs: int, seed: int, see
 
     Progress and one line per epoch go to stderr; stdout gets one JSON document.
     """
-    from sgdtam_pipe.pipeline.training import TrainingOptions, set_threads, train_checkpoint
+    from sgdtam_pipe.pipeline.training import set_threads, train_checkpoint
 
     set_threads(threads)
     options = TrainingOptions(preset=preset, epochs=epochs, seeds=seeds or (seed,), folds=folds,

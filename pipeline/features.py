@@ -24,33 +24,35 @@ from sgdtam_pipe.core.recording import Recording, open_recording
 from sgdtam_pipe.core.timeline import (
     ClipFeatures,
     ClipInfo,
-    ExtractorIdentity,
     MissingModality,
     ModalityResult,
     file_sha256,
 )
-from sgdtam_pipe.extractors.base import Extractor, MissingExtra, create_extractor
+from sgdtam_pipe.extractors.base import DEFAULT_BACKEND, Extractor, MissingExtra, create_extractor
+from sgdtam_pipe.extractors.face.landmarker import FaceConfig
+from sgdtam_pipe.extractors.text.transcript import TranscriptConfig
 from sgdtam_pipe.pipeline.cache import FeatureCache
 from sgdtam_pipe.pipeline.errors import StageError
-
-AUDIO_POOL_SECONDS = 0.1
-"""The model sees acoustic frames pooled from 10 ms to 100 ms windows (true intervals kept)."""
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ExtractionSettings:
-    """The extractor choices that change features (and so the cache key)."""
+    """The extractor choices that change features (and so the cache key).
 
-    audio_backend: str = "opensmile"
-    fps: float = 15.0
+    Every default is read from the extractor that owns it (its config
+    dataclass, or the registry's default backend); the CLI reads them here.
+    """
+
+    audio_backend: str = DEFAULT_BACKEND["audio"]
+    fps: float = FaceConfig.fps
     transcript: Path | None = None
     grammar: Path | None = None
     whisper_model: Path | None = None
-    whisper_window: float = 30.0
-    face_output: str = "all"
-    device: str = "auto"  # runtime only (Whisper, text encoder): never in an extractor's identity
+    whisper_window: float = TranscriptConfig.whisper_window
+    face_output: str = FaceConfig.output
+    device: str = TranscriptConfig.device  # runtime only (Whisper, text encoder): never in an identity
 
 
 @dataclass
@@ -68,24 +70,9 @@ def build_extractors(settings: ExtractionSettings) -> dict[str, Extractor]:
         "text": create_extractor("text", sidecar=settings.transcript, grammar=settings.grammar,
                                  whisper_model=settings.whisper_model, whisper_window=settings.whisper_window,
                                  device=settings.device),
-        "audio": create_extractor("audio", settings.audio_backend, pool_window=AUDIO_POOL_SECONDS),
+        "audio": create_extractor("audio", settings.audio_backend),
         "video": create_extractor("video", fps=settings.fps, output=settings.face_output),
     }
-
-
-def _text_identity(extractor: Extractor, path: Path) -> ExtractorIdentity:
-    """The text extractor's identity, with the files it reads (sidecar, grammar) named by content hash."""
-    from sgdtam_pipe.extractors.text import sidecars
-
-    identity = extractor.identity()
-    config = dict(identity.config)
-    sidecar = sidecars.find_sidecar(path, extractor.config.sidecar) if extractor.config.source != "asr" else None
-    if sidecar is not None:
-        config.update(sidecar=None, sidecar_sha256=file_sha256(sidecar))
-    grammar = extractor.config.grammar
-    if grammar is not None and grammar.is_file():
-        config.update(grammar=None, grammar_sha256=file_sha256(grammar))
-    return replace(identity, config=config)
 
 
 def _run_stage(stage: str, work, *args, **kwargs):
@@ -106,7 +93,7 @@ def _text(extractor: Extractor, recording: Recording, sha: str, cache: FeatureCa
     """``(features, transcript, from_cache)``; the transcript is cached beside the features."""
     from sgdtam_pipe.extractors.text.transcript import Transcript
 
-    identity = _text_identity(extractor, Path(recording.source))
+    identity = extractor.identity_for(Path(recording.source))
     stored = cache.get_json(sha, identity, "transcript") if cache else None
     features = cache.get(sha, identity) if cache else None
     if stored is not None and features is not None:
@@ -122,7 +109,7 @@ def _text(extractor: Extractor, recording: Recording, sha: str, cache: FeatureCa
 def _modality(modality: str, extractor: Extractor, recording: Recording, sha: str, cache: FeatureCache | None,
               hook: Hook | None) -> tuple[ModalityResult, bool]:
     """``(result, from_cache)`` for the audio or video extractor."""
-    identity = extractor.identity()
+    identity = extractor.identity_for(Path(recording.source))
     result = cache.get(sha, identity) if cache else None
     if result is not None:
         return result, True

@@ -57,9 +57,9 @@ from sgdtam_pipe.core.records_io import atomic_write_json
 from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures, TimedFeatures
 from sgdtam_pipe.extractors.text.transcript import WORD_SOURCE_KEYS
 from sgdtam_pipe.model.batching import usable
-from sgdtam_pipe.model.train import PATIENCE, PLATEAU_PATIENCE
 from sgdtam_pipe.pipeline.dataset import load_dataset, load_example
 from sgdtam_pipe.pipeline.labels_csv import DEFAULT_GROUP
+from sgdtam_pipe.pipeline.training_options import TrainingOptions
 from sgdtam_pipe.pipeline.version import __version__
 
 VALIDATION_SPLITS = ("dev", "val", "valid", "validation")
@@ -87,33 +87,6 @@ class Split:
         """sha256 of the sorted ``id<TAB>label`` lines: equal for the same examples and labels."""
         lines = sorted(f"{i}\t{label}" for i, label in zip(self.ids, self.labels))
         return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class TrainingOptions:
-    """How to train; defaults are the CLI's (patience: model/train.py)."""
-
-    preset: str = "paper"
-    epochs: int = 30
-    seeds: tuple[int, ...] = (0,)
-    folds: int = 0
-    batch_size: int = 32
-    lr: float = 1e-3
-    patience: int = PATIENCE
-    plateau_patience: int = PLATEAU_PATIENCE
-    modality_dropout: float = 0.5
-    balance_groups: bool = True
-    draws_per_group: int | None = None
-    composites: int = 0
-    """Composite training examples to add (model/composites.py); they form the group ``composite``."""
-    carriers: tuple[tuple[str, str], ...] = ()
-    """``(group, modality)`` pairs: whose evidence each source group's label is, for the composites."""
-
-    def __post_init__(self) -> None:
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise UserError(f"give one or more different seeds, got {list(self.seeds)}")
-        if self.folds == 1 or self.folds < 0:
-            raise UserError(f"--folds must be 0 (none) or at least 2, got {self.folds}")
 
 
 def load_split(folder: Path, data: dict[str, Any], name: str) -> Split:

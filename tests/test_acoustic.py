@@ -46,7 +46,7 @@ def assert_tiles(stream: TimedFeatures, hop: float) -> None:
 def test_opensmile_equals_process_file_on_the_same_wav(tmp_path, feature_set, width):
     opensmile = pytest.importorskip("opensmile")
     wav = write_wav(GRID, tmp_path / "grid.wav")
-    ours = OpenSmileExtractor(feature_set=feature_set).extract(wav)
+    ours = OpenSmileExtractor(pool_window=None, feature_set=feature_set).extract(wav)
     theirs = opensmile.Smile(feature_set=opensmile.FeatureSet[feature_set],
                              feature_level=opensmile.FeatureLevel.LowLevelDescriptors).process_file(str(wav))
     start = theirs.index.get_level_values("start").total_seconds().to_numpy()
@@ -62,19 +62,19 @@ def test_opensmile_equals_process_file_on_the_same_wav(tmp_path, feature_set, wi
 
 
 def test_opensmile_on_grid_clip_is_timed_inside_the_clip():
-    extractor = OpenSmileExtractor()
+    extractor = OpenSmileExtractor(pool_window=None)
     stream = extractor.extract(GRID)
     assert isinstance(stream, TimedFeatures)
     assert stream.width == 25 and stream.mask.all() and len(stream) > 250
     assert_tiles(stream, 0.010)
     assert stream.start[0] >= 0 and stream.end[-1] <= probe(GRID).duration + 1e-6
-    assert stream.identity == extractor.identity() == OpenSmileExtractor().identity()
+    assert stream.identity == extractor.identity() == OpenSmileExtractor(pool_window=None).identity()
     loudness = column(stream, "Loudness_sma3")
     assert loudness.max() > 10 * max(loudness[:10].mean(), 1e-3)  # speech is louder than the lead-in
 
 
 def test_opensmile_pitch_of_a_tone():
-    stream = OpenSmileExtractor().extract_waveform(voice_like(2.0, f0=150.0), RATE, 0.0)
+    stream = OpenSmileExtractor(pool_window=None).extract_waveform(voice_like(2.0, f0=150.0), RATE, 0.0)
     semitones = column(stream, "F0semitoneFrom27.5Hz_sma3nz")
     voiced = semitones[semitones > 0]
     assert voiced.size > 0.8 * len(stream)
@@ -83,8 +83,8 @@ def test_opensmile_pitch_of_a_tone():
 
 def test_opensmile_chunking_changes_nothing_and_stays_out_of_the_identity():
     samples = voice_like(4.0)
-    whole = OpenSmileExtractor(chunk_seconds=60.0).extract_waveform(samples, RATE, 0.0)
-    chunked = OpenSmileExtractor(chunk_seconds=0.37).extract_waveform(samples, RATE, 0.0)
+    whole = OpenSmileExtractor(pool_window=None, chunk_seconds=60.0).extract_waveform(samples, RATE, 0.0)
+    chunked = OpenSmileExtractor(pool_window=None, chunk_seconds=0.37).extract_waveform(samples, RATE, 0.0)
     assert np.array_equal(whole.values, chunked.values)
     assert np.array_equal(whole.start, chunked.start) and np.array_equal(whole.end, chunked.end)
     assert_tiles(chunked, 0.010)
@@ -93,7 +93,7 @@ def test_opensmile_chunking_changes_nothing_and_stays_out_of_the_identity():
 
 def test_opensmile_ten_minutes_in_chunks_tiles_the_track():
     rate, seconds = 2_000, 600.0  # openSMILE's cost is mostly per frame; a low rate still trims it
-    stream = OpenSmileExtractor(chunk_seconds=37.0).extract_waveform(voice_like(seconds, rate=rate), rate, 0.0)
+    stream = OpenSmileExtractor(pool_window=None, chunk_seconds=37.0).extract_waveform(voice_like(seconds, rate=rate), rate, 0.0)
     assert_tiles(stream, 0.010)
     assert stream.start[0] == 0.0 and seconds - 0.1 < stream.end[-1] <= seconds
     assert np.isfinite(stream.values).all()
@@ -125,9 +125,9 @@ def test_silence_threshold_is_an_option_and_part_of_the_identity():
     quiet = 1e-3 * voice_like(1.0, seed=1)  # about -72 dBFS
     level = level_dbfs(quiet, RATE)
     assert -80 < level < -60
-    default = OpenSmileExtractor()
+    default = OpenSmileExtractor(pool_window=None)
     assert isinstance(default.extract_waveform(quiet, RATE, 0.0), MissingModality)
-    lenient = OpenSmileExtractor(silence_threshold_dbfs=-90.0)
+    lenient = OpenSmileExtractor(pool_window=None, silence_threshold_dbfs=-90.0)
     assert isinstance(lenient.extract_waveform(quiet, RATE, 0.0), TimedFeatures)
     assert lenient.identity().key() != default.identity().key()
 
@@ -144,7 +144,7 @@ def test_frames_are_shifted_by_the_track_start(make):
 @pytest.mark.parametrize("make", BACKENDS)
 def test_pooled_rows_keep_their_true_intervals(make):
     samples = voice_like(1.0)
-    native = make().extract_waveform(samples, RATE, 0.0)
+    native = make(pool_window=None).extract_waveform(samples, RATE, 0.0)
     extractor = make(pool_window=0.05)
     pooled = extractor.extract_waveform(samples, RATE, 0.0)
     assert pooled.identity == extractor.identity() and pooled.identity.config["pool_window"] == 0.05
@@ -168,15 +168,15 @@ def test_bad_input_raises_a_one_line_error(tmp_path):
     not_media = tmp_path / "notes.mp4"
     not_media.write_text("not a video")
     with pytest.raises(MediaError, match="notes.mp4"):
-        OpenSmileExtractor().extract(not_media)
+        OpenSmileExtractor(pool_window=None).extract(not_media)
     with pytest.raises(ValueError, match="feature set"):
-        OpenSmileExtractor(feature_set="GeMAPS-ish")
+        OpenSmileExtractor(pool_window=None, feature_set="GeMAPS-ish")
     with pytest.raises(ValueError, match="f0_method"):
-        LibrosaExtractor(f0_method="crepe")
+        LibrosaExtractor(pool_window=None, f0_method="crepe")
     with pytest.raises(ValueError, match="floats"):
-        OpenSmileExtractor().extract_waveform(np.zeros(100, np.int16), RATE, 0.0)
+        OpenSmileExtractor(pool_window=None).extract_waveform(np.zeros(100, np.int16), RATE, 0.0)
     with pytest.raises(ValueError, match="mono"):
-        OpenSmileExtractor().extract_waveform(np.zeros((2, 100), np.float32), RATE, 0.0)
+        OpenSmileExtractor(pool_window=None).extract_waveform(np.zeros((2, 100), np.float32), RATE, 0.0)
 
 
 # --- librosa backend -------------------------------------------------------------
@@ -184,7 +184,7 @@ def test_bad_input_raises_a_one_line_error(tmp_path):
 def test_librosa_on_grid_clip_has_documented_names_and_sample_count_times():
     import sgdtam_pipe.extractors.acoustic.librosa_frames as module
 
-    stream = LibrosaExtractor().extract(GRID)
+    stream = LibrosaExtractor(pool_window=None).extract(GRID)
     assert stream.names == LIBROSA_NAMES and stream.width == 32
     for name in LIBROSA_NAMES:
         if not name[-1].isdigit():
@@ -200,7 +200,7 @@ def test_librosa_on_grid_clip_has_documented_names_and_sample_count_times():
 @pytest.mark.parametrize("method", ["yin", "pyin"])
 def test_librosa_pitch_and_voicing_of_a_tone(method):
     samples = np.concatenate([voice_like(1.0, f0=150.0), np.zeros(RATE // 2, np.float32)])
-    stream = LibrosaExtractor(f0_method=method).extract_waveform(samples, RATE, 0.0)
+    stream = LibrosaExtractor(pool_window=None, f0_method=method).extract_waveform(samples, RATE, 0.0)
     f0, voicing = column(stream, "f0_hz"), column(stream, "voicing_prob")
     tone, quiet = stream.end < 0.95, stream.start > 1.1
     assert np.median(f0[tone]) == pytest.approx(150.0, rel=0.03)
@@ -211,25 +211,25 @@ def test_librosa_pitch_and_voicing_of_a_tone(method):
 
 @pytest.mark.parametrize("rate", [8_000, 44_100])
 def test_librosa_at_other_sample_rates(rate):
-    stream = LibrosaExtractor(f0_method="yin").extract_waveform(voice_like(1.0, rate=rate, f0=200.0), rate, 0.0)
+    stream = LibrosaExtractor(pool_window=None, f0_method="yin").extract_waveform(voice_like(1.0, rate=rate, f0=200.0), rate, 0.0)
     assert len(stream) == 1 + (rate - round(0.025 * rate)) // (rate // 100)
     f0 = column(stream, "f0_hz")
     assert np.median(f0[f0 > 0]) == pytest.approx(200.0, rel=0.03)
-    reference = LibrosaExtractor(f0_method="yin").extract_waveform(voice_like(1.0, f0=200.0), RATE, 0.0)
+    reference = LibrosaExtractor(pool_window=None, f0_method="yin").extract_waveform(voice_like(1.0, f0=200.0), RATE, 0.0)
     energy, expected = column(stream, "log_energy_dbfs"), column(reference, "log_energy_dbfs")
     assert np.median(np.abs(energy[:len(expected)] - expected[:len(energy)])) < 0.5  # same windows in seconds
     assert np.isfinite(stream.values).all()
     with pytest.raises(ValueError, match="10 ms"):
-        LibrosaExtractor().extract_waveform(voice_like(0.5, rate=22_050), 22_050, 0.0)
+        LibrosaExtractor(pool_window=None).extract_waveform(voice_like(0.5, rate=22_050), 22_050, 0.0)
     with pytest.raises(ValueError, match="f0_min"):
-        LibrosaExtractor(f0_min=20.0)
+        LibrosaExtractor(pool_window=None, f0_min=20.0)
 
 
 def test_librosa_chunked_equals_unchunked():
     samples = voice_like(5.0)
     for method in ("yin", "pyin"):
-        whole = LibrosaExtractor(f0_method=method, chunk_seconds=60).extract_waveform(samples, RATE, 0.0)
-        chunked = LibrosaExtractor(f0_method=method, chunk_seconds=1.3).extract_waveform(samples, RATE, 0.0)
+        whole = LibrosaExtractor(pool_window=None, f0_method=method, chunk_seconds=60).extract_waveform(samples, RATE, 0.0)
+        chunked = LibrosaExtractor(pool_window=None, f0_method=method, chunk_seconds=1.3).extract_waveform(samples, RATE, 0.0)
         assert np.array_equal(whole.start, chunked.start) and np.array_equal(whole.end, chunked.end)
         pitch = [LIBROSA_NAMES.index("f0_hz"), LIBROSA_NAMES.index("voicing_prob")]
         other = np.setdiff1d(np.arange(len(LIBROSA_NAMES)), pitch)
@@ -241,7 +241,7 @@ def test_librosa_chunked_equals_unchunked():
 def test_librosa_ten_minutes_in_chunks_tiles_the_track():
     rate, seconds = 2_000, 600.0  # a low sample rate keeps this fast; the chunk logic is the same
     samples = voice_like(seconds, rate=rate)
-    stream = LibrosaExtractor(f0_method="yin", f0_max=400.0, chunk_seconds=37.0).extract_waveform(samples, rate, 0.0)
+    stream = LibrosaExtractor(pool_window=None, f0_method="yin", f0_max=400.0, chunk_seconds=37.0).extract_waveform(samples, rate, 0.0)
     assert len(stream) == 1 + (samples.size - 50) // 20
     assert_tiles(stream, 0.010)
     assert np.isfinite(stream.values).all()

@@ -14,7 +14,7 @@ from sgdtam_pipe.extractors.text.sphinx import GrammarError, grammar_words, load
 from sgdtam_pipe.extractors.text.transcribe import transcribe
 from sgdtam_pipe.extractors.text.transcript import TranscriptConfig
 from sgdtam_pipe.pipeline.cli import main
-from sgdtam_pipe.pipeline.features import ExtractionSettings, _text_identity, build_extractors
+from sgdtam_pipe.pipeline.features import ExtractionSettings, build_extractors
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GRID = EXAMPLES / "grid-bbaf2n.mpg"
@@ -88,13 +88,13 @@ def test_editing_the_grammar_changes_the_cache_key(tmp_path):
     grammar = tmp_path / "g.jsgf"
     grammar.write_text(GRID_GRAMMAR.read_text())
     text = build_extractors(ExtractionSettings(grammar=grammar))["text"]
-    before = _text_identity(text, GRID).key()
+    before = text.identity_for(GRID).key()
     grammar.write_text(GRID_GRAMMAR.read_text().replace("| soon", ""))
-    assert _text_identity(text, GRID).key() != before
+    assert text.identity_for(GRID).key() != before
     moved = tmp_path / "moved.jsgf"
     moved.write_text(grammar.read_text())
     elsewhere = build_extractors(ExtractionSettings(grammar=moved))["text"]
-    assert _text_identity(elsewhere, GRID).key() == _text_identity(text, GRID).key()  # content, not path
+    assert elsewhere.identity_for(GRID).key() == text.identity_for(GRID).key()  # content, not path
 
 
 @pytest.mark.parametrize("written, said", [

@@ -44,11 +44,12 @@ LEVEL_BLOCK_SECONDS = 0.05
 class AcousticConfig(ExtractorConfig):
     """Options both backends take.
 
-    ``pool_window``: seconds per pooled row, or ``None`` to keep native frames.
+    ``pool_window``: seconds per pooled row (the model sees 10 ms frames pooled into
+    100 ms rows, true intervals kept), or ``None`` to keep native frames.
     ``chunk_seconds``: audio handled per step, which bounds working memory.
     """
 
-    pool_window: float | None = None
+    pool_window: float | None = 0.1
     silence_threshold_dbfs: float = DEFAULT_SILENCE_DBFS
     chunk_seconds: float = 60.0
 

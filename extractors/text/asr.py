@@ -25,7 +25,7 @@ from sgdtam_pipe.core.hooks import Hook
 from sgdtam_pipe.core.media import AUDIO_RATE, AudioTrack
 from sgdtam_pipe.extractors.base import require
 from sgdtam_pipe.extractors.text import sphinx
-from sgdtam_pipe.extractors.text.transcript import TranscriptConfig, Word
+from sgdtam_pipe.extractors.text.transcript import WHISPER_WINDOW, TranscriptConfig, Word
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # Whisper's own schedule
 FALLBACK_SEED = 0
-WHISPER_WINDOW = 30.0  # seconds of audio Whisper's encoder was trained to see
 REGION_STRETCH = 28.0  # seconds of speech regions gathered for one window (a margin under 30)
 
 

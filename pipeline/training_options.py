@@ -1,0 +1,36 @@
+"""How to train: the options ``train`` and the starter script pass, kept free of torch so the CLI
+reads its defaults here without importing it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.model.config import DEFAULT_PRESET, PATIENCE, PLATEAU_PATIENCE
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How to train; the CLI's defaults are these (patience: model/config.py)."""
+
+    preset: str = DEFAULT_PRESET
+    epochs: int = 30
+    seeds: tuple[int, ...] = (0,)
+    folds: int = 0
+    batch_size: int = 32
+    lr: float = 1e-3
+    patience: int = PATIENCE
+    plateau_patience: int = PLATEAU_PATIENCE
+    modality_dropout: float = 0.5
+    balance_groups: bool = True
+    draws_per_group: int | None = None
+    composites: int = 0
+    """Composite training examples to add (model/composites.py); they form the group ``composite``."""
+    carriers: tuple[tuple[str, str], ...] = ()
+    """``(group, modality)`` pairs: whose evidence each source group's label is, for the composites."""
+
+    def __post_init__(self) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise UserError(f"give one or more different seeds, got {list(self.seeds)}")
+        if self.folds == 1 or self.folds < 0:
+            raise UserError(f"--folds must be 0 (none) or at least 2, got {self.folds}")
