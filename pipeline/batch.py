@@ -11,7 +11,7 @@ the run is killed), so clips left ``running`` by a dead run are re-queued.
 
 A job is a picklable top-level callable ``job(path: str) -> dict`` returning
 a JSON-serialisable result. It raises :class:`~pipeline.errors.StageError`
-to say where a clip failed; a :class:`~extractors.media.MediaError` counts as
+to say where a clip failed; a :class:`~core.media.MediaError` counts as
 stage ``media`` and any other exception as stage ``unknown``. Clips run in
 worker processes (:mod:`pipeline.pools`), ``workers=1`` included, so a clip
 that runs past the per-clip ``timeout`` (``DEFAULT_CLIP_TIMEOUT_S``) is
@@ -98,11 +98,6 @@ class ScanProblem:
 class MediaScan:
     media: tuple[Path, ...]
     problems: tuple[ScanProblem, ...]
-
-
-def find_media(root: str | Path) -> list[Path]:
-    """Media files under ``root`` (recursive, by extension), sorted; see :func:`scan_media`."""
-    return list(scan_media(root).media)
 
 
 def scan_media(root: str | Path) -> MediaScan:
@@ -541,4 +536,4 @@ def _arrow_safe(table: "pd.DataFrame") -> "pd.DataFrame":
 
 __all__ = ["BatchBusy", "BatchSummary", "ClipOutcome", "DEFAULT_CLIP_TIMEOUT_S", "MediaScan", "PoolLost",
            "ScanProblem", "SettingsChanged", "WorkerPool",
-           "find_media", "load_job", "open_pool", "run_batch", "run_clip", "scan_media", "write_results"]
+           "load_job", "open_pool", "run_batch", "run_clip", "scan_media", "write_results"]

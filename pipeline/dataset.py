@@ -2,7 +2,7 @@
 
 A dataset is a folder (format 2; the README's "Dataset folder format"):
 ``examples/<id>.npz``, one clip file per example
-(:func:`extractors.records_io.save_clip_file`), each written atomically as
+(:func:`core.records_io.save_clip_file`), each written atomically as
 soon as its example is done; and ``dataset.json`` (label spec, settings,
 examples, failures, warnings), written last and atomically, and removed
 when a build starts, so a folder with it is complete.
@@ -52,7 +52,7 @@ from sgdtam_pipe.pipeline.errors import StageError
 from sgdtam_pipe.pipeline.labels_csv import LabelRow, Labels, RowNote, label_spec_for, read_labels, refuse_out_of_range
 
 DATASET_FORMAT = 2
-READABLE_FORMATS = (1, 2)  # format 1: examples/<id>/ folders (extractors.records_io.save_clip)
+READABLE_FORMATS = (1, 2)  # format 1: examples/<id>/ folders (core.records_io.save_clip)
 EXAMPLES = "examples"
 BATCH_ROWS = 64
 WORD_SECONDS = 0.3

@@ -11,23 +11,19 @@ the reason "still image", and no speech or acoustic extractor runs.
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from sgdtam_pipe.core.errors import UserError
 from sgdtam_pipe.core.hooks import Hook
 from sgdtam_pipe.core.media import MediaError, MediaInfo, still_seconds
 from sgdtam_pipe.core.recording import Recording, open_recording
-from sgdtam_pipe.core.timeline import (
-    ClipFeatures,
-    ClipInfo,
-    MissingModality,
-    ModalityResult,
-    file_sha256,
-)
+from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures, ClipInfo, MissingModality, ModalityResult, file_sha256
 from sgdtam_pipe.extractors.base import DEFAULT_BACKEND, Extractor, MissingExtra, create_extractor
 from sgdtam_pipe.extractors.face.landmarker import FaceConfig
 from sgdtam_pipe.extractors.text.transcript import TranscriptConfig
@@ -59,7 +55,7 @@ class ExtractionSettings:
 class ExtractedClip:
     features: ClipFeatures
     info: MediaInfo
-    transcript: Any | None  # extractors.transcript.Transcript, None when there is no text stream
+    transcript: Any | None  # extractors.text.transcript.Transcript, None when there is no text stream
     timings: dict[str, float] = field(default_factory=dict)
     cached: dict[str, bool] = field(default_factory=dict)
 
@@ -120,45 +116,82 @@ def _modality(modality: str, extractor: Extractor, recording: Recording, sha: st
 
 
 def extract_clip(path: str | Path, settings: ExtractionSettings, *, cache: FeatureCache | None,
-                 extractors: dict[str, Extractor] | None = None, hook: Hook | None = None) -> ExtractedClip:
+                 extractors: dict[str, Extractor] | None = None, hook: Hook | None = None,
+                 parallel: bool = True) -> ExtractedClip:
     """Probe ``path`` and get its three modalities, from the cache where possible.
 
+    With ``parallel`` the three stages run at once, one thread each, after the
+    probe: the clip's audio is decoded once, by whichever stage asks first, and
+    the face stage reads frames from its own container. Results are the same as
+    a sequential run (each stage is deterministic and reads only its inputs).
     Raises ``MediaError`` for a file that is not usable media and
-    ``StageError`` for a stage that failed on it.
+    ``StageError`` for a stage that failed on it (the first, in text, audio,
+    video order, when several fail).
     """
     path = Path(path)
     started = time.perf_counter()
     with open_recording(path) as recording:
-        return _extract_recording(recording, settings, cache=cache, extractors=extractors, hook=hook,
-                                  started=started)
-
-
-def _extract_recording(recording: Recording, settings: ExtractionSettings, *, cache: FeatureCache | None,
-                       extractors: dict[str, Extractor] | None, hook: Hook | None,
-                       started: float) -> ExtractedClip:
-    path = Path(recording.source)
-    info = recording.info
-    if info.still:
-        info = replace(info, duration=still_seconds(settings.fps))
-    sha = file_sha256(path)
-    clip = ClipInfo(sha, info.duration, str(path))
-    timings = {"probe": time.perf_counter() - started}
-    extractors = extractors or build_extractors(settings)
+        info = recording.info
+        if info.still:
+            info = replace(info, duration=still_seconds(settings.fps))
+        sha = file_sha256(path)
+        clip = ClipInfo(sha, info.duration, str(path))
+        timings = {"probe": time.perf_counter() - started}
+        extractors = extractors or build_extractors(settings)
+        stages = {m: functools.partial(_stage, m, extractors[m], recording, sha, cache, hook) for m in MODALITIES}
+        outcomes = run_concurrently(stages) if parallel else {m: _outcome(work) for m, work in stages.items()}
     results: dict[str, ModalityResult] = {}
     cached: dict[str, bool] = {}
     transcript = None
-    for modality in ("text", "audio", "video"):
-        if hook:
-            hook(modality, {})
-        started = time.perf_counter()
-        extractor = extractors[modality]
-        if info.still and modality != "video":
-            results[modality], cached[modality] = MissingModality("still image", extractor.identity()), False
-        elif modality == "text":
-            results[modality], transcript, cached[modality] = _text(extractor, recording, sha, cache, hook)
-        else:
-            results[modality], cached[modality] = _modality(modality, extractor, recording, sha, cache, hook)
-        timings[modality] = time.perf_counter() - started
+    for modality in MODALITIES:
+        value, error = outcomes[modality]
+        if error is not None:
+            raise error
+        results[modality], stage_transcript, cached[modality], timings[modality] = value
+        transcript = stage_transcript if modality == "text" else transcript
         log.debug("%s: %s %s in %.2f s", path.name, modality, "from the cache" if cached[modality] else "computed",
                   timings[modality])
     return ExtractedClip(ClipFeatures(clip, **results), info, transcript, timings, cached)
+
+
+def _stage(modality: str, extractor: Extractor, recording: Recording, sha: str, cache: FeatureCache | None,
+           hook: Hook | None) -> tuple[ModalityResult, Any, bool, float]:
+    """``(result, transcript or None, from_cache, seconds)`` for one modality of one clip."""
+    if hook:
+        hook(modality, {})
+    started = time.perf_counter()
+    transcript = None
+    if recording.info.still and modality != "video":
+        result, cached = MissingModality("still image", extractor.identity()), False
+    elif modality == "text":
+        result, transcript, cached = _text(extractor, recording, sha, cache, hook)
+    else:
+        result, cached = _modality(modality, extractor, recording, sha, cache, hook)
+    return result, transcript, cached, time.perf_counter() - started
+
+
+def _outcome(work: Callable[[], Any]) -> tuple[Any, BaseException | None]:
+    try:
+        return work(), None
+    except Exception as exc:  # noqa: BLE001 - handed back to the caller, which re-raises it
+        return None, exc
+
+
+def run_concurrently(works: Mapping[str, Callable[[], Any]]) -> dict[str, tuple[Any, BaseException | None]]:
+    """Each ``works`` value called in its own thread; ``{name: (value, exception or None)}``.
+
+    Daemon threads, not a pool: on Ctrl-C the main thread stops waiting at
+    once and the process exits without joining a stage that is still decoding.
+    """
+    outcomes: dict[str, tuple[Any, BaseException | None]] = {}
+
+    def run(name: str, work: Callable[[], Any]) -> None:
+        outcomes[name] = _outcome(work)
+
+    threads = [threading.Thread(target=run, args=item, name=f"stage-{item[0]}", daemon=True) for item in works.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.2)  # a timed join keeps the main thread responsive to signals
+    return outcomes

@@ -1,4 +1,4 @@
-"""Progress for long work, as a :data:`~sgdtam_pipe.extractors.base.Hook`: a bar on a terminal, log lines off one.
+"""Progress for long work, as a :data:`~sgdtam_pipe.core.hooks.Hook`: a bar on a terminal, log lines off one.
 
 Work reports ``hook(step, info)``; ``info`` may hold ``done`` and ``total``
 (counts, or seconds of media as floats), ``unit`` (what is counted, e.g. ``"rows"``, ``"s"``) and ``message`` (shown
@@ -14,6 +14,7 @@ Results never go through here: they belong on stdout.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, TextIO
@@ -34,6 +35,7 @@ class ProgressHook:
     _last_log: dict[str, float] = field(default_factory=dict)
     _started: dict[str, float] = field(default_factory=dict)
     _last_done: dict[str, float] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)  # the stages of a clip report from their threads
 
     def __post_init__(self) -> None:
         if self.interactive is None:
@@ -42,6 +44,10 @@ class ProgressHook:
     def __call__(self, step: str, info: Mapping[str, Any]) -> None:
         if self.quiet:
             return
+        with self._lock:
+            self._report(step, info)
+
+    def _report(self, step: str, info: Mapping[str, Any]) -> None:
         done, total = info.get("done"), info.get("total")
         if self.interactive and done is None and total is None and step not in self._bars:  # a stage starting
             from tqdm import tqdm
@@ -86,9 +92,10 @@ class ProgressHook:
         self.stream.flush()
 
     def close(self) -> None:
-        for bar in self._bars.values():
-            bar.close()
-        self._bars.clear()
+        with self._lock:
+            for bar in self._bars.values():
+                bar.close()
+            self._bars.clear()
 
 
 def _log_line(step: str, done: int | None, total: int | None, info: Mapping[str, Any], elapsed: float) -> str:

@@ -119,15 +119,6 @@ class RunState:
                     queued += 1
         return queued
 
-    def claim(self, limit: int = 1) -> list[str]:
-        """Atomically take up to ``limit`` pending clips and mark them running."""
-        with self._transaction() as db:
-            paths = [r[0] for r in db.execute(
-                "SELECT path FROM clips WHERE status = 'pending' ORDER BY path LIMIT ?", (limit,))]
-            db.executemany("UPDATE clips SET status = 'running', updated = ? WHERE path = ?",
-                           [(time.time(), p) for p in paths])
-        return paths
-
     def mark_running(self, path: str | Path) -> None:
         self._set(path, "running")
 
@@ -163,10 +154,6 @@ class RunState:
         """The settings recorded with :meth:`record_settings`, ``None`` when none were."""
         row = self._db.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
         return None if row is None else json.loads(row[0])
-
-    def is_done(self, path: str | Path) -> bool:
-        row = self._db.execute("SELECT status FROM clips WHERE path = ?", (str(path),)).fetchone()
-        return row is not None and row[0] == "done"
 
     def counts(self) -> dict[str, int]:
         """Clips per status, every status present, plus ``total``."""

@@ -1,4 +1,4 @@
-"""Real batch jobs for the batch tests: probe and decode each clip with extractors.media.
+"""Real batch jobs for the batch tests: probe and decode each clip with core.media.
 
 They live in their own module so spawned workers, Dask workers and a killed
 subprocess can import them by name.

@@ -29,6 +29,12 @@ def run_ffmpeg(args: list[str]) -> None:
     subprocess.run([ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y", *args], check=True)
 
 
+def write_wav(source: Path, target: Path, *, sample_rate: int = 16_000) -> Path:
+    """``source``'s audio as a mono 16-bit wav (what openSMILE's own file reader takes)."""
+    run_ffmpeg(["-i", str(source), "-vn", "-ac", "1", "-ar", str(sample_rate), "-c:a", "pcm_s16le", str(target)])
+    return target
+
+
 def make_media(path: Path, *, seconds: float = 1.0, fps: int = 25, size: str = "160x120",
                audio: str | None = "tone", video: bool = True, audio_delay: float = 0.0) -> Path:
     """A clip of test pattern and/or a 440 Hz tone (``audio="tone"``) or digital silence.

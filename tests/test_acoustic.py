@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_factory import write_wav
 
-from sgdtam_pipe.core.media import MediaError, ffmpeg_exe, probe, write_wav
+from sgdtam_pipe.core.media import MediaError, ffmpeg_exe, probe
 from sgdtam_pipe.core.timeline import MissingModality, TimedFeatures
 from sgdtam_pipe.extractors.acoustic.frames import level_dbfs
 from sgdtam_pipe.extractors.acoustic.librosa_frames import NAMES as LIBROSA_NAMES

@@ -94,18 +94,11 @@ def test_rotation_is_applied(tmp_path: Path) -> None:
     assert np.abs(turned.astype(int) - np.rot90(upright, 1).astype(int)).mean() < 1.0
 
 
-def test_write_wav_and_cut_segment_use_the_bundled_ffmpeg(tmp_path: Path) -> None:
-    wav = media.write_wav(GRID, tmp_path / "grid.wav", start=1.0, end=2.0)
-    cut = media.cut_segment(GRID, tmp_path / "cut.mp4", 0.5, 1.5)
-    audio = media.decode_audio(wav)
-    assert audio is not None and audio.duration == pytest.approx(1.0, abs=0.02)
-    assert media.probe(cut).duration == pytest.approx(1.0, abs=0.1)
-
-
 def test_odd_path_names_work(tmp_path: Path) -> None:
     folder = tmp_path / "dir with spaces ü"
     folder.mkdir()
     odd = folder / "-clip ñ é.mp4"
     odd.write_bytes(GRID.read_bytes())
     assert media.probe(odd).has_video
-    assert media.write_wav(odd, folder / "-out é.wav").exists()
+    assert media.decode_audio(odd).duration == pytest.approx(media.probe(odd).duration, abs=0.1)
+    assert next(media.iter_frames(odd)).image.ndim == 3

@@ -2,16 +2,16 @@
 
 Two backends, chosen by name in the registry:
 
-- ``opensmile`` (:mod:`extractors.acoustic_opensmile`, the default):
+- ``opensmile`` (:mod:`extractors.acoustic.opensmile_frames`, the default):
   eGeMAPSv02 or ComParE_2016 low-level descriptors at openSMILE's 10 ms hop,
   each frame with openSMILE's own start and length.
-- ``librosa`` (:mod:`extractors.acoustic_librosa`, licence-clean):
+- ``librosa`` (:mod:`extractors.acoustic.librosa_frames`, licence-clean):
   COVAREP-style frames at a 10 ms hop with times from sample counts.
 
-Both decode with :func:`extractors.media.decode_audio` (or take decoded samples
-through ``extract_waveform``), shift frame times by the track's start onto the
+Both read the recording's audio, decoded once (:meth:`core.recording.Recording.audio`),
+or take decoded samples through ``extract_waveform``; both shift frame times by the track's start onto the
 media timeline, and optionally mean-pool frames into ``pool_window``-second
-windows that keep their true intervals (:func:`extractors.timeline.pool_windows`).
+windows that keep their true intervals (:func:`core.timeline.pool_windows`).
 
 The audio modality is missing when the file has no audio stream, and when the
 whole track is silent: its level, the RMS of its loudest

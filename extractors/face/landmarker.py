@@ -14,7 +14,7 @@ Choices this module makes:
   :class:`MissingModality`; whether a face is present is decided per segment
   after cropping (:meth:`core.timeline.ClipFeatures.crop`): a segment where more
   than ``max_missing_share`` of the sampled frames have no face has no video.
-- A still image (:data:`extractors.media.IMAGE_EXTENSIONS`) is one row over
+- A still image (:data:`core.media.IMAGE_EXTENSIONS`) is one row over
   ``[0, 1/fps)``, found by a landmarker in IMAGE mode that the extractor opens
   once and keeps for every later photo. One whose shorter side is under
   ``still_min_side`` (FER2013's 48x48 grayscale crops) first gets a black

