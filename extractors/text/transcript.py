@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from sgdtam_pipe.core.devices import check_device
+from sgdtam_pipe.core.timeline import spread_evenly
 from sgdtam_pipe.extractors.base import ExtractorConfig
 
 TRANSCRIPT_FORMAT = 1
@@ -236,19 +237,16 @@ def words_from_text(text: str, start: float, end: float) -> list[Word]:
     For datasets that give only an utterance's text and interval.
     """
     tokens = text.split()
-    spans = spread(tokens, start, end, by_length=False)
-    return [Word(t, s, e, None, True) for t, (s, e) in zip(tokens, spans)]
+    starts, ends = spread_evenly(len(tokens), end - start)
+    return [Word(t, start + float(s), start + float(e), None, True) for t, s, e in zip(tokens, starts, ends)]
 
 
-def spread(tokens: Sequence[str], start: float, end: float, *, by_length: bool = True) -> list[tuple[float, float]]:
-    """Consecutive intervals covering ``[start, end)``, one per token.
-
-    ``by_length``: each share is proportional to ``len(token) + 1`` (a rough
-    speaking-time proxy); otherwise all shares are equal.
-    """
+def spread(tokens: Sequence[str], start: float, end: float) -> list[tuple[float, float]]:
+    """Consecutive intervals covering ``[start, end)``, one per token, each share proportional to
+    ``len(token) + 1`` (a rough speaking-time proxy; equal shares: ``core.timeline.spread_evenly``)."""
     if end < start:
         raise ValueError(f"span end {end} before start {start}")
-    weights = [len(t) + 1 if by_length else 1 for t in tokens]
+    weights = [len(t) + 1 for t in tokens]
     total = sum(weights) or 1
     edges = [start]
     for weight in weights:
