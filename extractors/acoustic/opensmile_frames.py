@@ -11,8 +11,11 @@ The samples reach openSMILE the way ``opensmile.Smile`` passes them
 (``x * 32768`` truncated to 16-bit), written ``chunk_seconds`` at a time into
 one openSMILE instance that sees the whole track as one stream: chunking bounds
 our temporaries and never changes the output, so ``chunk_seconds`` stays out of
-the identity. openSMILE itself keeps the track's samples while it runs (its
-external wave input grows with the track).
+the identity. openSMILE runs in its own thread while the track is fed, into a
+ring buffer of ``RING_SECONDS`` (``opensmile_stream_input.conf.inc``) instead of
+the standard input's buffer, which grows to hold the whole track: memory stays
+flat on an hour of audio, and the frames are the same (tested against
+``process_file``).
 
 openSMILE is under audEERING's research licence (non-commercial use); the
 ``librosa`` backend is the licence-clean alternative.
@@ -20,8 +23,10 @@ openSMILE is under audEERING's research licence (non-commercial use); the
 
 from __future__ import annotations
 
-import os
+import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +37,10 @@ from sgdtam_pipe.extractors.base import require
 
 FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")
 PROGRESS_FRAMES = 1000
+STREAM_INPUT = Path(__file__).with_name("opensmile_stream_input.conf.inc")
+RING_SAMPLES = 960_000
+"""Size of openSMILE's input ring buffer (``nT`` in the config): 60 s at 16 kHz."""
+FULL_WAIT_S = 0.001
 
 
 @dataclass(frozen=True)
@@ -65,8 +74,7 @@ class _Engine:
         smile = opensmile.Smile(feature_set=opensmile.FeatureSet[feature_set],
                                 feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
         options = smile._options()  # the options Smile itself runs with: sink, LLD level, buffer modes
-        options.update(source=os.path.join(smile.default_config_root, layout.EXTERNAL_INPUT_CONFIG),
-                       sampleRate=sample_rate, nBits=16)
+        options.update(source=str(STREAM_INPUT), sampleRate=sample_rate, nBits=16)
         self._smile = OpenSMILE()
         self._smile.initialize(config_file=smile.config_path, options=options, loglevel=smile.loglevel)
         sink = layout.EXTERNAL_OUTPUT_COMPONENT
@@ -74,10 +82,12 @@ class _Engine:
                            for i in range(self._smile.external_sink_get_num_elements(sink)))
 
     def run(self, samples: np.ndarray, chunk: int, hook: Hook | None) -> Frames:
-        """Feed ``samples`` in ``chunk``-sample blocks, run to the end, and collect every frame.
+        """Feed ``samples`` in blocks of at most ``chunk`` samples (and an eighth of the ring) while
+        openSMILE runs, then collect every frame.
 
         After a failure the instance is in an unknown state: drop it.
         """
+        piece = max(1, min(chunk, RING_SAMPLES // 8))
         rows: list[np.ndarray] = []
         starts: list[float] = []
         lengths: list[float] = []
@@ -93,16 +103,35 @@ class _Engine:
 
         source, sink = self._layout.EXTERNAL_SOURCE_COMPONENT, self._layout.EXTERNAL_OUTPUT_COMPONENT
         self._smile.external_sink_set_callback_ex(sink, collect)
-        for first in range(0, len(samples), chunk):
-            if not self._smile.external_audio_source_write_data(source, _pcm16(samples[first:first + chunk])):
-                raise RuntimeError(f"openSMILE refused audio at sample {first} (input buffer full)")
-        self._smile.external_audio_source_set_eoi(source)
-        self._smile.run()
+        failure: list[BaseException] = []
+        runner = threading.Thread(target=self._run, args=(failure,), name="opensmile", daemon=True)
+        runner.start()
+        try:
+            for first in range(0, len(samples), piece):
+                self._write(source, _pcm16(samples[first:first + piece]), runner, first)
+        finally:
+            self._smile.external_audio_source_set_eoi(source)
+            runner.join()
+        if failure:
+            raise failure[0]
         self._smile.reset()
         report_progress(hook, "opensmile", done=seconds, total=seconds, unit="s")
         start = np.asarray(starts, dtype=np.float64)
         values = np.vstack(rows) if rows else np.zeros((0, len(self.names)), np.float32)
         return Frames(values, start, start + np.asarray(lengths, dtype=np.float64), self.names)
+
+    def _run(self, failure: list[BaseException]) -> None:
+        try:
+            self._smile.run()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by run() in the caller's thread
+            failure.append(exc)
+
+    def _write(self, source: str, data: bytes, runner: threading.Thread, first: int) -> None:
+        """Hand ``data`` to the running instance, waiting while its ring buffer is full."""
+        while not self._smile.external_audio_source_write_data(source, data):
+            if not runner.is_alive():
+                raise RuntimeError(f"openSMILE stopped before sample {first} was written")
+            time.sleep(FULL_WAIT_S)
 
     def __del__(self) -> None:
         smile = getattr(self, "_smile", None)
