@@ -89,6 +89,10 @@ class FeatureCache:
         payload = json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")
         return self._write(self._stem(sha256, identity), _json_suffix(kind), identity, payload)
 
+    def discard_json(self, sha256: str, identity: ExtractorIdentity, kind: str) -> None:
+        """Remove a JSON artefact its reader found unusable (it parsed, but not into what it should hold)."""
+        self._discard(self._stem(sha256, identity), _json_suffix(kind))
+
     # --- maintenance -------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
@@ -188,9 +192,12 @@ def _json_suffix(kind: str) -> str:
     return f".{kind}.json"
 
 
-def _canonical(identity: ExtractorIdentity) -> Any:
+def canonical_identity(identity: ExtractorIdentity) -> Any:
     """The identity as it reads back from JSON, so a stored record compares equal."""
     return json.loads(json.dumps(identity.to_json(), sort_keys=True, default=str))
+
+
+_canonical = canonical_identity
 
 
 def _record_name(path: Path) -> str | None:

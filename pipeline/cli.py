@@ -219,7 +219,8 @@ def main(ctx: click.Context, debug: bool, quiet: bool, verbose: bool, log_level:
 @audio_option
 @checkpoint_option
 @cache_dir_option
-@click.option("--no-cache", is_flag=True, help="Neither read nor write the feature cache.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache (features, and the scores that "
+              "let a re-analysis skip loading the model).")
 @device_option
 @_timeout_option
 @reports_user_errors
@@ -273,6 +274,17 @@ def analyze(clip: Path, json_out: str | None, plot: Path | None, html_out: Path 
     click.echo(json.dumps(result.to_json(), indent=2, allow_nan=False) if json_out == "-" else summary_text(result))
     for line in written:
         click.echo(line, err=json_out == "-")
+    LOG.debug("heavy libraries imported: %s", ", ".join(heavy_modules_loaded()) or "none")
+
+
+HEAVY_MODULES = ("torch", "transformers", "faster_whisper", "ctranslate2", "mediapipe", "cv2", "opensmile",
+                 "librosa", "pocketsphinx", "matplotlib", "pandas", "pyarrow")
+
+
+def heavy_modules_loaded() -> list[str]:
+    """Which of the slow-to-import libraries this process has imported (``-v`` logs it after ``analyze``:
+    a re-analysis served from the cache imports none of them)."""
+    return [name for name in HEAVY_MODULES if name in sys.modules]
 
 
 @main.command()

@@ -17,13 +17,19 @@ validated only when every one of them is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import hashlib
+import math
+import os
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures
 
 STARTER = Path(__file__).resolve().parents[1] / "model" / "starter"
+# The files ``model.checkpoint.load_checkpoint`` reads (its CARD and WEIGHTS, repeated here so that hashing a
+# checkpoint imports no torch; tests/test_startup.py checks they agree).
+CHECKPOINT_FILES = ("card.json", "model.safetensors")
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,42 @@ class SegmentScore:
                 "probabilities": rounded, "observed": list(self.observed), "generated": list(self.generated),
                 "route": self.route, "pattern": self.pattern or None, "validated": self.validated,
                 "dev_accuracy": None if self.dev_accuracy is None else round(self.dev_accuracy, 4)}
+
+    def to_record(self) -> dict[str, Any]:
+        """Every field at full precision, for the result cache (:meth:`from_record` reads it back equal)."""
+        record = asdict(self)
+        for name in ("score", "confidence", "dev_accuracy"):
+            record[name] = None if record[name] is None else float(record[name])
+        if record["probabilities"] is not None:
+            record["probabilities"] = {str(k): float(v) for k, v in record["probabilities"].items()}
+        record["observed"], record["generated"] = list(self.observed), list(self.generated)
+        return record
+
+    @classmethod
+    def from_record(cls, record: Any) -> "SegmentScore":
+        """The score :meth:`to_record` wrote; ``ValueError`` for anything else (a damaged cache entry)."""
+        names = {f.name for f in fields(cls)}
+        if not isinstance(record, Mapping) or set(record) != names:
+            raise ValueError("not a segment score record")
+        probabilities = record["probabilities"]
+        if probabilities is not None and not (isinstance(probabilities, Mapping) and all(
+                isinstance(k, str) and _number(v) for k, v in probabilities.items())):
+            raise ValueError("probabilities must map class names to numbers")
+        for name in ("observed", "generated"):
+            if not isinstance(record[name], list) or not all(m in MODALITIES for m in record[name]):
+                raise ValueError(f"{name} must list modalities")
+        if not all(isinstance(record[name], str) for name in ("polarity", "route", "pattern")):
+            raise ValueError("polarity, route and pattern must be strings")
+        if not all(record[name] is None or _number(record[name]) for name in ("score", "confidence", "dev_accuracy")):
+            raise ValueError("score, confidence and dev_accuracy must be numbers or null")
+        if not isinstance(record["validated"], bool):
+            raise ValueError("validated must be true or false")
+        return cls(**{**record, "observed": tuple(record["observed"]), "generated": tuple(record["generated"]),
+                      "probabilities": None if probabilities is None else dict(probabilities)})
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def polarity_of(score: float) -> str:
@@ -140,10 +182,40 @@ class Checkpoint:
                              for m, s in card.features.items()}}
 
 
+def checkpoint_folder(path: str | Path | None) -> Path:
+    """The folder :func:`load_scorer` loads for ``path`` (``None``: the starter)."""
+    return Path(path) if path is not None else STARTER
+
+
+_DIGESTS: dict[tuple[Any, ...], str] = {}
+
+
+def checkpoint_digest(folder: Path) -> str | None:
+    """SHA-256 over the content of the checkpoint's files (:data:`CHECKPOINT_FILES`), without torch;
+    ``None`` when one is missing or unreadable (the load then says why). Remembered per process while
+    the files' size and modification time stay the same."""
+    try:
+        stats = tuple((name, (st := os.stat(folder / name)).st_size, st.st_mtime_ns) for name in CHECKPOINT_FILES)
+    except OSError:
+        return None
+    memo = (str(folder.resolve()), stats)
+    if memo not in _DIGESTS:
+        digest = hashlib.sha256()
+        try:
+            for name in CHECKPOINT_FILES:
+                data = (folder / name).read_bytes()
+                digest.update(f"{name}\0{len(data)}\0".encode())
+                digest.update(data)
+        except OSError:
+            return None
+        _DIGESTS[memo] = digest.hexdigest()
+    return _DIGESTS[memo]
+
+
 def load_scorer(path: str | Path | None, device: str = "cpu") -> Checkpoint:
     """The checkpoint at ``path``, or the starter checkpoint shipped in the package, on ``device``
     (``auto``, ``cpu`` or ``cuda``)."""
-    folder = Path(path) if path is not None else STARTER
+    folder = checkpoint_folder(path)
     if not (folder / "card.json").exists():
         hint = ("the starter checkpoint is missing from this install; rebuild it with "
                 "'python scripts/make_starter_checkpoint.py'") if path is None else "no card.json in it"
