@@ -144,6 +144,7 @@ def _modality_report(extracted: ExtractedClip) -> dict[str, dict[str, Any]]:
         entry: dict[str, Any] = {"present": isinstance(stream, TimedFeatures), "cached": extracted.cached.get(name)}
         if isinstance(stream, TimedFeatures):
             entry.update(rows=len(stream), real_rows=int(stream.mask.sum()), width=stream.width,
+                         times="spread evenly" if stream.times_synthetic else "measured",
                          extractor=stream.identity.to_json())
         else:
             entry.update(reason=stream.reason, extractor=stream.identity.to_json() if stream.identity else None)

@@ -51,6 +51,8 @@ def summary_text(result: "Result") -> str:
              f"overall sentiment: {score_line(result.overall)}  {_overall_note(result)}"]
     for name, entry in result.modalities.items():
         state = f"observed, {entry['real_rows']} rows" if entry["present"] else f"missing: {entry['reason']}"
+        if entry.get("times") == "spread evenly":  # the source gave no times: alignment by time means little
+            state += " (times spread evenly, not measured)"
         lines.append(f"  {name:<6} {state}")
     if "transcript" in result.modalities["text"]:
         lines.append(f"  transcript: {result.modalities['text']['transcript']!r}")

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from sgdtam_pipe.pipeline.version import __version__
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 TOOL = "sgdtam-pipe"
 SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "output.schema.json"
 KINDS = ("analysis", "batch-record", "batch-summary", "evaluation", "probe", "cache-info")

@@ -117,3 +117,23 @@ def test_files_are_written_before_the_summary(validated_l, tmp_path, monkeypatch
     assert done.exit_code != 0 and "summary failed" in done.output
     assert json.loads((tmp_path / "r.json").read_text("utf-8"))["segments"][0]["pattern"] == "L"
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_times_spread_evenly_are_said_in_the_json_and_the_summary(validated_l):
+    """A stream whose source gave no times (``times_synthetic``) is reported as such, never as measured."""
+    from dataclasses import replace
+
+    from sgdtam_pipe.core.media import probe
+    from sgdtam_pipe.pipeline.analyze import _modality_report
+    from sgdtam_pipe.pipeline.features import ExtractedClip
+
+    clip = make_clip(np.random.default_rng(2))
+    features = replace(clip, text=replace(clip.text, times_synthetic=True))
+    grid = Path(__file__).resolve().parents[1] / "examples" / "grid-bbaf2n.mpg"
+    modalities = _modality_report(ExtractedClip(features, probe(grid), None))
+    assert modalities["text"]["times"] == "spread evenly" and modalities["audio"]["times"] == "measured"
+    result = _result(validated_l, [("text",)])
+    result.modalities = modalities
+    lines = report.summary_text(result).splitlines()
+    assert any(line.strip().startswith("text") and "times spread evenly, not measured" in line for line in lines)
+    assert not any(line.strip().startswith("audio") and "spread evenly" in line for line in lines)
