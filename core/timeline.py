@@ -234,22 +234,6 @@ def pool_windows(stream: TimedFeatures, window: float) -> TimedFeatures:
                          mask, stream.names, identity, stream.times_synthetic)
 
 
-def offset_matrix(a_start: np.ndarray, a_end: np.ndarray, b_start: np.ndarray, b_end: np.ndarray,
-                  *, kind: str = "gap") -> np.ndarray:
-    """Pairwise time offsets ``Δ[i, j] >= 0`` between rows of stream a and stream b.
-
-    ``kind="gap"``: the empty time between the two intervals (0 when they
-    overlap). ``kind="centre"``: the distance between interval centres.
-    """
-    a_start, a_end = np.asarray(a_start, np.float64)[:, None], np.asarray(a_end, np.float64)[:, None]
-    b_start, b_end = np.asarray(b_start, np.float64)[None, :], np.asarray(b_end, np.float64)[None, :]
-    if kind == "gap":
-        return np.maximum(0.0, np.maximum(a_start - b_end, b_start - a_end))
-    if kind == "centre":
-        return np.abs((a_start + a_end) / 2 - (b_start + b_end) / 2)
-    raise ValueError(f"unknown offset kind {kind!r}; expected 'gap' or 'centre'")
-
-
 def spread_evenly(count: int, duration: float) -> tuple[np.ndarray, np.ndarray]:
     """``count`` equal intervals over ``[0, duration)`` for sources that carry no times.
 

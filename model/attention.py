@@ -19,7 +19,7 @@ FORBIDDEN = -1e9
 def scoped_softmax(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     """Softmax over the last axis restricted to ``allowed``; all-forbidden rows give zeros."""
     weights = torch.softmax(logits.masked_fill(~allowed, FORBIDDEN), dim=-1)
-    return weights * allowed.any(dim=-1, keepdim=True)
+    return weights * allowed.any(dim=-1, keepdim=True)        # [..., 1]: zero for a query with no allowed key
 
 
 class MultiHeadAttention(nn.Module):
@@ -37,12 +37,13 @@ class MultiHeadAttention(nn.Module):
         ``bias [B, H, Tq, Tk]`` (or broadcastable). Returns output and weights ``[B, H, Tq, Tk]``."""
         b, tq, _ = query.shape
         tk = key.shape[1]
-        q = self.q(query).view(b, tq, self.heads, self.d_k).transpose(1, 2)
-        k = self.k(key).view(b, tk, self.heads, self.d_k).transpose(1, 2)
-        v = self.v(key).view(b, tk, self.heads, self.d_k).transpose(1, 2)
-        logits = q @ k.transpose(-1, -2) / math.sqrt(self.d_k)
+        q = self.q(query).view(b, tq, self.heads, self.d_k).transpose(1, 2)    # [B, H, Tq, d_k]
+        k = self.k(key).view(b, tk, self.heads, self.d_k).transpose(1, 2)      # [B, H, Tk, d_k]
+        v = self.v(key).view(b, tk, self.heads, self.d_k).transpose(1, 2)      # [B, H, Tk, d_k]
+        logits = q @ k.transpose(-1, -2) / math.sqrt(self.d_k)                # [B, H, Tq, Tk]
         if bias is not None:
             logits = logits + bias
-        weights = scoped_softmax(logits, allowed.unsqueeze(1))
-        mixed = (self.drop(weights) @ v).transpose(1, 2).reshape(b, tq, self.heads * self.d_k)
+        weights = scoped_softmax(logits, allowed.unsqueeze(1))                # scope [B, 1, Tq, Tk] for every head
+        mixed = (self.drop(weights) @ v).transpose(1, 2)                       # [B, Tq, H, d_k]
+        mixed = mixed.reshape(b, tq, self.heads * self.d_k)                    # [B, Tq, d]: heads concatenated
         return self.out(mixed), weights

@@ -1,13 +1,17 @@
 """Dynamic Time Alignment Module (paper Section 3.3): MHDTA, the DTA mask, AWM.
 
-Choices where the paper is open (each tested in tests/test_model_alignment.py):
+Choices where the paper is open, each with the tests that hold it to its word
+(``masks::test_x`` is ``tests/test_model_masks.py::test_x``; ``sgdtam::`` is
+tests/test_model_sgdtam.py):
 
 * **Offsets from real times.** Delta (Eq. 25) is computed from the rows' real
   ``[start, end)`` intervals, never from indices. ``offset_kind="gap"``
   (default) is the empty time between two intervals, 0 when they overlap, so
   a 1 s ASR word and a 10 ms audio frame inside it are aligned whatever their
   lengths; ``"centre"`` is the centre-to-centre distance of Eq. 25 read
-  literally. Same semantics as ``extractors.timeline.offset_matrix``.
+  literally. :func:`offsets` is the package's one offset matrix. Tests:
+  ``masks::test_offsets_gap_and_centre_by_hand``, ``masks::test_overlapping_rows_of_different_lengths``,
+  ``masks::test_real_times_and_index_times_disagree_when_rates_differ``.
 * **Differentiable delta.** Eq. 26 is a hard threshold, which gives delta no
   gradient. We use the relaxation ``M = log sigmoid((delta - Delta) / tau)``:
   about 0 inside the window, falling linearly (slope 1/tau per second) beyond
@@ -15,15 +19,19 @@ Choices where the paper is open (each tested in tests/test_model_alignment.py):
   the same relaxed mask, so the function evaluated at test time is the one
   that was trained. delta is learnable per head (positive via softplus),
   initialised spread over ``delta_init`` so heads start at different scales.
+  Tests: ``masks::test_dta_mask_from_known_times``, ``masks::test_dta_threshold_gets_a_gradient``,
+  ``sgdtam::test_inference_uses_the_same_relaxed_mask_as_training``.
 * **Gates.** Each head scales its mask by ``g_i = softplus(w_i) >= 0``
-  (Eq. 6), initialised to 1.
+  (Eq. 6), initialised to 1. Test: ``masks::test_awm_penalty_is_minus_lambda_delta_and_gates_scale_the_mask``.
 * **AWM in the same softmax.** Eq. 28 has the same Q, K and softmax as
   Eq. 23, so ``-lambda * Delta`` is added to the MHDTA logits: one attention
-  with logits ``Q K^T / sqrt(d_k) + g_i M_i - lambda Delta``.
+  with logits ``Q K^T / sqrt(d_k) + g_i M_i - lambda Delta``. Test: as for the gates.
 * **Time sources** (benchmark): ``real`` uses the rows' times, ``index``
   spreads each stream's rows evenly over the clip (what index-based methods
-  assume), ``none`` drops the mask and AWM (Delta = 0).
-* **w/o MHDTA** (Table 17) is one head with neither mask nor gates.
+  assume), ``none`` drops the mask and AWM (Delta = 0). Test:
+  ``sgdtam::test_time_sources_change_the_output_only_through_times``.
+* **w/o MHDTA** (Table 17) is one head with neither mask nor gates. Test:
+  ``sgdtam::test_every_ablation_switch_changes_what_it_names``.
 """
 
 from __future__ import annotations
@@ -41,9 +49,13 @@ from sgdtam_pipe.model.config import SGDTAMConfig
 
 def offsets(a_start: torch.Tensor, a_end: torch.Tensor, b_start: torch.Tensor, b_end: torch.Tensor,
             kind: str = "gap") -> torch.Tensor:
-    """``Delta [B, Ta, Tb] >= 0`` between row intervals of two streams (batched ``offset_matrix``)."""
-    a_s, a_e = a_start.unsqueeze(-1), a_end.unsqueeze(-1)
-    b_s, b_e = b_start.unsqueeze(-2), b_end.unsqueeze(-2)
+    """``Delta [B, Ta, Tb] >= 0`` between the rows of stream a and of stream b, from times ``[B, T]``.
+
+    ``kind="gap"``: the empty time between the two ``[start, end)`` intervals
+    (0 when they overlap). ``kind="centre"``: the distance between their centres.
+    """
+    a_s, a_e = a_start.unsqueeze(-1), a_end.unsqueeze(-1)      # [B, Ta, 1]
+    b_s, b_e = b_start.unsqueeze(-2), b_end.unsqueeze(-2)      # [B, 1, Tb]
     if kind == "gap":
         return torch.clamp(torch.maximum(a_s - b_e, b_s - a_e), min=0.0)
     if kind == "centre":
@@ -53,10 +65,10 @@ def offsets(a_start: torch.Tensor, a_end: torch.Tensor, b_start: torch.Tensor, b
 
 def index_times(pad: torch.Tensor, duration: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows spread evenly over ``[0, duration)`` by index: the index-based baseline's times."""
-    count = pad.sum(dim=1, keepdim=True).clamp(min=1).float()
-    step = duration.unsqueeze(1) / count
-    index = torch.arange(pad.shape[1], device=pad.device, dtype=torch.float32).unsqueeze(0)
-    return index * step, (index + 1) * step
+    count = pad.sum(dim=1, keepdim=True).clamp(min=1).float()     # [B, 1] rows that exist
+    step = duration.unsqueeze(1) / count                           # [B, 1] seconds per row
+    index = torch.arange(pad.shape[1], device=pad.device, dtype=torch.float32).unsqueeze(0)   # [1, T]
+    return index * step, (index + 1) * step                        # [B, T] each
 
 
 def dta_mask(delta_matrix: torch.Tensor, delta: torch.Tensor, tau: float) -> torch.Tensor:
@@ -64,6 +76,7 @@ def dta_mask(delta_matrix: torch.Tensor, delta: torch.Tensor, tau: float) -> tor
 
     ``delta`` has one threshold per head (seconds). Tends to 0 / -inf as tau -> 0.
     """
+    # thresholds [1, H, 1, 1] against offsets [B, 1, Ta, Tb]
     return F.logsigmoid((delta.view(1, -1, 1, 1) - delta_matrix.unsqueeze(1)) / tau)
 
 
@@ -94,15 +107,17 @@ class MHDTA(nn.Module):
         """The additive logits ``g_i M_i^DTA - lambda Delta``, or None when both are off."""
         bias = None
         if self.masked:
+            # gates [1, H, 1, 1] scale each head's mask [B, H, Ta, Tb]
             bias = self.gates().view(1, -1, 1, 1) * dta_mask(delta_matrix, self.delta(), self.config.dta_tau)
         if self.weighted:
-            awm = -self.config.lambda_awm * delta_matrix.unsqueeze(1)
+            awm = -self.config.lambda_awm * delta_matrix.unsqueeze(1)     # [B, 1, Ta, Tb]: the same for every head
             bias = awm if bias is None else bias + awm
         return bias
 
     def forward(self, x_alpha: torch.Tensor, x_beta: torch.Tensor, keys: torch.Tensor,
                 delta_matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``keys [B, Tb]`` says which beta rows may be attended."""
+        # keys [B, 1, Tb]: the same beta rows for every alpha row
         return self.attention(x_alpha, x_beta, keys.unsqueeze(1), self.bias(delta_matrix))
 
 

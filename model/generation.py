@@ -1,15 +1,18 @@
 """Staged Generation Module (paper Section 3.2): MINE route choice, SGT with SGM masks, SCA.
 
-Choices where the paper is open (each tested in tests/test_model_generation.py):
+Choices where the paper is open, each with the tests that hold it to its word
+(``sgdtam::test_x`` is ``tests/test_model_sgdtam.py::test_x``; ``masks::`` and
+``losses::`` are tests/test_model_masks.py and tests/test_model_losses.py):
 
 * **Time grid of a generated modality.** Eq. 13 gives the generated audio
   ``T_L`` rows: a generated modality lives on the grid of the *anchor*, one
   row per anchor row with the anchor row's real ``[start, end)``. With one
   observed modality the anchor is that modality (both stages share its
   grid); with two it is the first of them in ``sgdtam.ANCHOR_ORDER``
-  (audio, video, text: the usually denser grid, so generated rows are as
-  fine as the finest observed stream). DTAM thus sees real times for every
-  stream, generated or not.
+  (audio, then video, then text: a fixed order, not a measured density; its
+  docstring says why). DTAM thus sees real times for every stream, generated
+  or not. Tests: ``sgdtam::test_generated_modality_lives_on_the_anchor_grid_with_its_real_times``,
+  ``sgdtam::test_with_two_observed_the_generated_rows_take_the_first_grid_in_anchor_order``.
 * **Decoding.** The decoder is ``[bridge, s_1 .. s_T]`` with slot
   ``s_t = anchor_t + e_target`` (the anchor row in the shared space plus a
   learned embedding of the target modality). It runs in one pass, without
@@ -18,13 +21,15 @@ Choices where the paper is open (each tested in tests/test_model_generation.py):
   scopes: encoder tokens (observed and already generated modalities) and
   [bridge] attend to each other; slot ``i`` attends to the encoder, [bridge]
   and slots ``j <= i`` (the autoregressive scope of Section 3.2.5).
+  Tests: ``masks::test_sgm_*`` (the scopes on hand-made sequences).
 * **Stages.** Stage 1 scope: the observed modalities. Stage 2 scope: the
   observed modality plus the stage-1 output. One observed modality: two
   stages (route chosen by MINE); two observed: one stage; three: none.
+  Test: ``sgdtam::test_each_availability_pattern_runs_and_reports_its_route``.
 * **SCA (Eq. 5, 14, 16)** is cross-attention from the slots to each source
   modality in the stage's scope, summed over sources. Eq. 5 writes a sigmoid;
   we use softmax as Eq. 9, 14 and 16 do (sigmoid weights do not sum to 1 and
-  grow with the number of keys).
+  grow with the number of keys). Test: ``sgdtam::test_sca_uses_softmax_weights_not_sigmoid``.
 * **Route choice (Sec. 3.2.1).** The missing modality is not there at
   inference, so the per-sample MI is the MINE pointwise estimate
   ``T(h_src, h_hat_c) - log mean_k exp T(h_src, m_k)`` where ``h_hat_c`` is the
@@ -33,8 +38,12 @@ Choices where the paper is open (each tested in tests/test_model_generation.py):
   first candidate (in (text, audio, video) order) is generated first.
   T_psi is two hidden layers of width d with ReLU, trained by the
   Donsker-Varadhan bound on detached embeddings (weight lambda_order).
+  Tests: ``sgdtam::test_route_follows_the_sign_of_delta_i_against_theta``,
+  ``sgdtam::test_route_is_chosen_per_sample_from_mine``,
+  ``losses::test_mine_bound_separates_dependent_from_independent_pairs``.
 * **Embeddings h_t, h_a, h_v** (Sec. 3.1.2) are the masked means of the
   projected streams, not a BERT [CLS] / sLSTM state.
+  Test: ``masks::test_masked_mean_reads_only_measured_rows``.
 """
 
 from __future__ import annotations
@@ -51,7 +60,7 @@ from sgdtam_pipe.model.config import SGDTAMConfig
 
 def masked_mean(x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     """Mean of ``x [B, T, d]`` over rows with ``keys [B, T]``; zeros where none."""
-    w = keys.unsqueeze(-1).float()
+    w = keys.unsqueeze(-1).float()                                      # [B, T, 1]
     return (x * w).sum(1) / w.sum(1).clamp(min=1.0)
 
 
@@ -69,12 +78,12 @@ def sgm_scope(encoder_keys: torch.Tensor, slot_pad: torch.Tensor, *, bridge: boo
     keys = torch.cat(parts, dim=1)                        # which tokens exist
     length = keys.shape[1]
     if not staged:
-        return keys.unsqueeze(1).expand(b, length, length).clone()
+        return keys.unsqueeze(1).expand(b, length, length).clone()      # [B, L, L]: each row = which tokens exist
     n_enc = te + int(bridge)                               # encoder tokens incl. bridge
     allowed = torch.zeros(b, length, length, dtype=torch.bool, device=keys.device)
-    allowed[:, :, :n_enc] = keys[:, None, :n_enc]          # everyone sees encoder and bridge
-    causal = torch.ones(ts, ts, dtype=torch.bool, device=keys.device).tril()
-    allowed[:, n_enc:, n_enc:] = causal & slot_pad[:, None, :]
+    allowed[:, :, :n_enc] = keys[:, None, :n_enc]          # [B, 1, n_enc]: everyone sees encoder and bridge
+    causal = torch.ones(ts, ts, dtype=torch.bool, device=keys.device).tril()     # [Ts, Ts]
+    allowed[:, n_enc:, n_enc:] = causal & slot_pad[:, None, :]     # & [B, 1, Ts] -> [B, Ts, Ts]: slot i sees j <= i
     return allowed
 
 
@@ -98,7 +107,7 @@ class MINE(nn.Module):
         self.net = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 1))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([x, y], dim=-1)).squeeze(-1)
+        return self.net(torch.cat([x, y], dim=-1)).squeeze(-1)         # [..., 2d] -> [..., 1] -> [...]
 
 
 def pair_key(a: str, b: str) -> str:
@@ -128,17 +137,19 @@ class StagedGenerator(nn.Module):
     def forward(self, target: str, scope: list[tuple[str, torch.Tensor, torch.Tensor]],
                 anchor: torch.Tensor, anchor_pad: torch.Tensor) -> torch.Tensor:
         """Rows of ``target`` ``[B, Ta, d]`` from ``scope`` = [(modality, tokens [B,T,d], keys [B,T])]."""
-        encoder = torch.cat([x + self.source_embedding[m] for m, x, _ in scope], dim=1)
-        encoder_keys = torch.cat([k for _, _, k in scope], dim=1)
-        slots = anchor + self.target_embedding[target]
+        encoder = torch.cat([x + self.source_embedding[m] for m, x, _ in scope], dim=1)   # [B, Te, d]
+        encoder_keys = torch.cat([k for _, _, k in scope], dim=1)                         # [B, Te]
+        slots = anchor + self.target_embedding[target]                                    # [B, Ta, d]
         b = anchor.shape[0]
+        # the bridge [1, 1, d] expanded to [B, 1, d]
         parts = [encoder, self.bridge[target].expand(b, 1, -1)] if self.config.use_bridge else [encoder]
-        x = torch.cat([*parts, slots], dim=1)
+        x = torch.cat([*parts, slots], dim=1)                  # [B, L, d], L = Te (+ 1) + Ta
         allowed = sgm_scope(encoder_keys, anchor_pad, bridge=self.config.use_bridge, staged=self.config.use_sgm)
         for layer in self.layers:
             x = layer(x, allowed)
-        out = x[:, -anchor.shape[1]:]
+        out = x[:, -anchor.shape[1]:]                          # [B, Ta, d]: the slots
         if self.config.use_sca:
+            # a source's keys [B, T] -> [B, 1, T]: the same keys for every slot
             cross = sum(self.sca[m](out, tokens, keys.unsqueeze(1))[0] for m, tokens, keys in scope)
             out = self.sca_norm(out + cross)
         return self.head[target](out)
@@ -159,6 +170,7 @@ class StagedGenerator(nn.Module):
         """Per-sample ``T(x, y) - log mean_k exp T(x, bank_k)`` -> ``[B]``."""
         bank = self.bank[MODALITIES.index(target)]
         b, k = x.shape[0], bank.shape[0]
+        # each sample [B, 1, d] against each bank row [1, K, d], both expanded to [B, K, d] -> scores [B, K]
         marginal = self.score(source, x.unsqueeze(1).expand(b, k, -1), target, bank.unsqueeze(0).expand(b, k, -1))
         return self.score(source, x, target, y) - (torch.logsumexp(marginal, dim=1) - math.log(k))
 

@@ -13,7 +13,7 @@ reflect what co-occurs within a row after alignment; a mean of rows fed
 straight to the MLP could not.
 
 Attention memory grows with T_alpha x T_beta per head: feed utterance
-segments with frame rates pooled (``extractors.timeline.pool_windows`` keeps
+segments with frame rates pooled (``core.timeline.pool_windows`` keeps
 the pooled rows' true intervals), not minutes of 100 Hz frames.
 
 Regression predictions are ``3 tanh(.)`` in [-3, 3] with an L1 main loss
@@ -52,7 +52,17 @@ from sgdtam_pipe.model.losses import (
 from sgdtam_pipe.model.normalisation import InputNormalisation
 
 ANCHOR_ORDER = ("audio", "video", "text")
-"""Whose grid a generated modality takes when two are observed: the usually denser one."""
+"""Whose grid a generated modality takes when two are observed: the first of the two in this order.
+
+A fixed order, not a ranking by density. At the pipeline's defaults video is
+the denser grid (15 rows/s, against 10 rows/s for acoustic frames pooled to
+100 ms), so a text generated from audio and video gets the coarser of the two;
+audio is the denser only for native 10 ms acoustic frames or for the test
+clips (tests/model_clips.py: audio 20 rows/s, video 10). Text goes last at
+any rate: its rows are words, which leave the silences between them without
+a row. The order stays as it is because trained checkpoints (model/starter
+among them) were fitted with it; another order changes their predictions.
+"""
 
 
 @dataclass(frozen=True)
@@ -157,39 +167,38 @@ class SGDTAM(nn.Module):
 
     def _generate(self, batch: Batch, inputs: _Inputs, summaries: dict[str, torch.Tensor]
                   ) -> tuple[list[_Generated], list[Route], torch.Tensor]:
-        present = batch.present()
+        """Generation stages per availability pattern; the generated rows in generation order,
+        each sample's route, and Delta I (NaN where no route was chosen)."""
+        present = batch.present()                                              # [B, 3]
         routes: list[Route | None] = [None] * batch.size
         delta_i = torch.full((batch.size,), float("nan"), device=present.device)
         generated: list[_Generated] = []
         for pattern in torch.unique(present, dim=0):
-            index = torch.nonzero((present == pattern).all(dim=1)).squeeze(1)
+            index = torch.nonzero((present == pattern).all(dim=1)).squeeze(1)  # [n] samples with this pattern
             observed = tuple(m for m, p in zip(MODALITIES, pattern.tolist()) if p)
             missing = tuple(m for m in MODALITIES if m not in observed)
-            anchor = next(m for m in ANCHOR_ORDER if m in observed)
-            scope = [(m, inputs.x[m][index], batch.streams[m].mask[index]) for m in observed]
-            rows = inputs.x[anchor][index]
-            pad = batch.streams[anchor].pad[index]
+            orders = [(index, missing)] if len(missing) < 2 else []   # (samples, their generation order)
+            if missing:
+                anchor = next(m for m in ANCHOR_ORDER if m in observed)
+                scope = [(m, inputs.x[m][index], batch.streams[m].mask[index]) for m in observed]
+                rows, pad = inputs.x[anchor][index], batch.streams[anchor].pad[index]   # [n, Ta, d], [n, Ta]
             if len(missing) == 1:
                 generated.append(_Generated(missing[0], index, self.generator(missing[0], scope, rows, pad), anchor, 1))
-                for i in index.tolist():
-                    routes[i] = Route(observed, missing)
             elif len(missing) == 2:
-                previews = {m: self.generator(m, scope, rows, pad) for m in missing}
+                previews = {m: self.generator(m, scope, rows, pad) for m in missing}   # stage 1 of both candidates
                 first_is_a = self._order(observed[0], summaries[observed[0]][index], missing, previews, pad, delta_i, index)
                 for flag, (first, second) in ((True, missing), (False, missing[::-1])):
-                    sub = torch.nonzero(first_is_a == flag).squeeze(1)
+                    sub = torch.nonzero(first_is_a == flag).squeeze(1)        # [n'] positions within index
                     if sub.numel() == 0:
                         continue
-                    first_rows = previews[first][sub]
-                    scope2 = [(m, t[sub], k[sub]) for m, t, k in scope] + [(first, first_rows, pad[sub])]
-                    second_rows = self.generator(second, scope2, rows[sub], pad[sub])
-                    stage1 = _Generated(first, index[sub], first_rows, anchor, 1)
-                    generated += [stage1, _Generated(second, index[sub], second_rows, anchor, 2, stage1)]
-                    for i in index[sub].tolist():
-                        routes[i] = Route(observed, (first, second))
-            else:
-                for i in index.tolist():
-                    routes[i] = Route(observed, ())
+                    stage1 = _Generated(first, index[sub], previews[first][sub], anchor, 1)
+                    scope2 = [(m, t[sub], k[sub]) for m, t, k in scope] + [(first, stage1.rows, pad[sub])]
+                    stage2 = self.generator(second, scope2, rows[sub], pad[sub])
+                    generated += [stage1, _Generated(second, index[sub], stage2, anchor, 2, stage1)]
+                    orders.append((index[sub], (first, second)))
+            for samples, order in orders:
+                for i in samples.tolist():
+                    routes[i] = Route(observed, order)
         return generated, routes, delta_i
 
     def _order(self, source: str, source_summary: torch.Tensor, missing: tuple[str, str],

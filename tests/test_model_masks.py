@@ -1,14 +1,15 @@
-"""The masks of SG-DTAM on hand-made examples: SGM scopes, DTA mask from real times, AWM, padding."""
+"""The masks of SG-DTAM on hand-made examples: SGM scopes, offsets and the DTA mask from real times, AWM, padding."""
 
 import numpy as np
 import pytest
 import torch
 
-from sgdtam_pipe.core.timeline import offset_matrix
+from sgdtam_pipe.core.timeline import ClipFeatures, ClipInfo, ExtractorIdentity, MissingModality, TimedFeatures
 from sgdtam_pipe.model.attention import scoped_softmax
+from sgdtam_pipe.model.batching import collate
 from sgdtam_pipe.model.config import SGDTAMConfig
 from sgdtam_pipe.model.dtam import MHDTA, dta_mask, index_times, offsets
-from sgdtam_pipe.model.generation import sgm_scope
+from sgdtam_pipe.model.generation import masked_mean, sgm_scope
 
 torch.set_num_threads(1)
 
@@ -48,13 +49,20 @@ def test_sgm_ablations_without_bridge_and_without_staging():
     assert flat.all()
 
 
-def test_offsets_match_the_time_contract_helper_for_gap_and_centre():
-    rng = np.random.default_rng(3)
-    a_s = np.sort(rng.uniform(0, 5, 7)); a_e = a_s + rng.uniform(0, 0.5, 7)
-    b_s = np.sort(rng.uniform(0, 5, 4)); b_e = b_s + rng.uniform(0, 1.0, 4)
-    for kind in ("gap", "centre"):
-        ours = offsets(*(torch.tensor(x, dtype=torch.float32)[None] for x in (a_s, a_e, b_s, b_e)), kind)[0]
-        np.testing.assert_allclose(ours.numpy(), offset_matrix(a_s, a_e, b_s, b_e, kind=kind), atol=1e-5)
+def test_offsets_gap_and_centre_by_hand():
+    # two samples, each with its own times (every value below is exact in float32)
+    # sample 0: a = [0, 1), [2, 3)        b = [0.5, 1.5), [4, 5)
+    # sample 1: a = [10, 11), [11, 11)    b = [10.5, 10.75), [12, 14)    (a zero-length row)
+    a_start, a_end = torch.tensor([[0.0, 2.0], [10.0, 11.0]]), torch.tensor([[1.0, 3.0], [11.0, 11.0]])
+    b_start, b_end = torch.tensor([[0.5, 4.0], [10.5, 12.0]]), torch.tensor([[1.5, 5.0], [10.75, 14.0]])
+    gap = offsets(a_start, a_end, b_start, b_end, "gap")
+    assert torch.equal(gap, torch.tensor([[[0.0, 3.0], [0.5, 1.0]],
+                                          [[0.0, 1.0], [0.25, 1.0]]]))
+    centre = offsets(a_start, a_end, b_start, b_end, "centre")    # centres 0.5, 2.5 | 1, 4.5 and 10.5, 11 | 10.625, 13
+    assert torch.equal(centre, torch.tensor([[[0.5, 4.0], [1.5, 2.0]],
+                                             [[0.125, 2.5], [0.375, 2.0]]]))
+    with pytest.raises(ValueError, match="unknown offset kind"):
+        offsets(a_start, a_end, b_start, b_end, "start")
 
 
 def test_dta_mask_from_known_times():
@@ -91,12 +99,43 @@ def test_awm_penalty_is_minus_lambda_delta_and_gates_scale_the_mask():
     assert bias[1, 2] < -50
 
 
+def rows(start: float, rate: float, count: int, width: int = 2) -> TimedFeatures:
+    """``count`` rows at ``rate`` rows/s from ``start`` seconds, each ``1 / rate`` long: real times."""
+    begin = start + np.arange(count) / rate
+    return TimedFeatures(np.ones((count, width), np.float32), begin, begin + 1 / rate, np.ones(count, bool),
+                         tuple(f"f{i}" for i in range(width)), ExtractorIdentity("hand-made", "1"))
+
+
 def test_real_times_and_index_times_disagree_when_rates_differ():
-    # audio rows start 0.8 s late: by index they would be spread from 0
-    pad = torch.ones(1, 4, dtype=torch.bool)
-    start, end = index_times(pad, torch.tensor([4.0]))
-    assert torch.allclose(start, torch.tensor([[0.0, 1.0, 2.0, 3.0]]))
-    assert torch.allclose(end, torch.tensor([[1.0, 2.0, 3.0, 4.0]]))
+    # a 4 s clip: video at 1 row/s from 0 s, audio at 2 rows/s from 0.75 s (its 4 rows end at 2.75 s)
+    clip = ClipFeatures(ClipInfo("sha", 4.0, "clip.mp4"), MissingModality("none"),
+                        audio=rows(0.75, 2.0, 4), video=rows(0.0, 1.0, 4))
+    batch = collate([clip])
+    video, audio = batch.streams["video"], batch.streams["audio"]
+    assert torch.equal(audio.start, torch.tensor([[0.75, 1.25, 1.75, 2.25]]))    # the real times reach the batch
+    real = offsets(video.start, video.end, audio.start, audio.end)[0]
+    assert torch.equal(real, torch.tensor([[0.0, 0.25, 0.75, 1.25],       # video [0, 1) against audio [0.75, 1.25) ...
+                                           [0.0, 0.0, 0.0, 0.25],
+                                           [0.75, 0.25, 0.0, 0.0],
+                                           [1.75, 1.25, 0.75, 0.25]]))
+    # by index, both streams' 4 rows tile the 4 s: [0, 1), [1, 2), [2, 3), [3, 4) each
+    (v_start, v_end), (a_start, a_end) = index_times(video.pad, batch.duration), index_times(audio.pad, batch.duration)
+    assert torch.equal(a_start, torch.tensor([[0.0, 1.0, 2.0, 3.0]])) and torch.equal(a_end, a_start + 1)
+    by_index = offsets(v_start, v_end, a_start, a_end)[0]
+    assert torch.equal(by_index, torch.tensor([[0.0, 0.0, 1.0, 2.0],
+                                               [0.0, 0.0, 0.0, 1.0],
+                                               [1.0, 0.0, 0.0, 0.0],
+                                               [2.0, 1.0, 0.0, 0.0]]))
+    # a 0.5 s window (tau small: about the hard Eq. 26): which audio rows each video row may attend
+    window = torch.tensor([0.5])
+    assert torch.equal(dta_mask(real[None], window, tau=0.01)[0, 0] > -1, torch.tensor([[1, 1, 0, 0],
+                                                                                       [1, 1, 1, 1],
+                                                                                       [0, 1, 1, 1],
+                                                                                       [0, 0, 0, 1]], dtype=torch.bool))
+    assert torch.equal(dta_mask(by_index[None], window, tau=0.01)[0, 0] > -1, torch.tensor([[1, 1, 0, 0],
+                                                                                           [1, 1, 1, 0],
+                                                                                           [0, 1, 1, 1],
+                                                                                           [0, 0, 1, 1]], dtype=torch.bool))
 
 
 def test_padding_and_unmeasured_keys_are_never_attended():
@@ -128,3 +167,10 @@ def test_overlapping_rows_of_different_lengths(kind):
     # a 1 s word and a 10 ms frame in its middle: the gap says aligned, the centre distance too here
     delta = offsets(torch.tensor([[0.0]]), torch.tensor([[1.0]]), torch.tensor([[0.9]]), torch.tensor([[0.91]]), kind)
     assert (delta.item() == 0.0) if kind == "gap" else abs(delta.item() - 0.405) < 1e-5
+
+
+def test_masked_mean_reads_only_measured_rows():
+    x = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, -100.0]],
+                      [[5.0, 6.0], [7.0, 8.0], [9.0, 10.0]]])
+    keys = torch.tensor([[True, True, False], [False, False, False]])
+    assert torch.equal(masked_mean(x, keys), torch.tensor([[2.0, 3.0], [0.0, 0.0]]))   # no row: zeros, not NaN

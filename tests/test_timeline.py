@@ -17,7 +17,6 @@ from sgdtam_pipe.core.timeline import (
     ExtractorIdentity,
     MissingModality,
     TimedFeatures,
-    offset_matrix,
     pool_windows,
     rows_overlapping,
     spread_evenly,
@@ -62,13 +61,6 @@ def test_pool_windows_keeps_true_intervals_and_masks_empty_windows() -> None:
     np.testing.assert_allclose(pooled.values[0], s.values[[0, 2]].mean(axis=0))
     assert np.all(pooled.values[1] == 0)
     assert pooled.identity.config["pooled_window"] == 0.05
-
-
-def test_offset_matrix_gap_and_centre() -> None:
-    a_start, a_end = np.array([0.0, 2.0]), np.array([1.0, 3.0])
-    b_start, b_end = np.array([0.5, 4.0]), np.array([1.5, 5.0])
-    np.testing.assert_allclose(offset_matrix(a_start, a_end, b_start, b_end), [[0.0, 3.0], [0.5, 1.0]])
-    np.testing.assert_allclose(offset_matrix(a_start, a_end, b_start, b_end, kind="centre"), [[0.5, 4.0], [1.5, 2.0]])
 
 
 @settings(max_examples=50, deadline=None)
