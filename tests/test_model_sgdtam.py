@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from model_clips import TINY_WIDTHS, make_clip
+from synthetic_clips import TINY_WIDTHS, make_clip
 
 from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures, TimedFeatures
 from sgdtam_pipe.model.batching import collate

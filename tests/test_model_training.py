@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from model_clips import TINY_WIDTHS, make_clip, make_dataset
+from synthetic_clips import TINY_WIDTHS, make_clip, make_dataset
 
 from sgdtam_pipe.core.timeline import ClipFeatures, ExtractorIdentity, TimedFeatures
 from sgdtam_pipe.model.batching import collate

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from model_clips import make_clip
+from synthetic_clips import make_clip
 
 from sgdtam_pipe.model.checkpoint import feature_spec_from_clips, save_checkpoint
 from sgdtam_pipe.model.config import LabelSpec, SGDTAMConfig

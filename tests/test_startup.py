@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from model_clips import make_clip
+from synthetic_clips import make_clip
 
 from sgdtam_pipe.core.timeline import ClipFeatures, ClipInfo
 from sgdtam_pipe.pipeline import analyze as analyze_module

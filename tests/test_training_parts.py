@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from model_clips import make_clip, make_dataset
 from safetensors.torch import load_file, save_file
+from synthetic_clips import make_clip, make_dataset
 
 from sgdtam_pipe.core.timeline import ClipFeatures, ExtractorIdentity, TimedFeatures
 from sgdtam_pipe.model.calibration import expected_calibration_error, fit_temperature

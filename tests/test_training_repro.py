@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from model_clips import make_dataset
 from safetensors.torch import load_file
+from synthetic_clips import make_dataset
 from training_data import synthetic_examples, text_only, write_dataset
 
 from sgdtam_pipe.core.errors import UserError

