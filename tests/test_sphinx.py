@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from media_factory import run_ffmpeg
@@ -109,3 +110,15 @@ def test_written_words_are_said_as_dictionary_words(written, said):
 def test_numbers_are_spelled_as_said():
     assert number_words("0") == ["zero"] and number_words("17") == ["seventeen"]
     assert number_words("90") == ["ninety"] and number_words("07") == ["zero", "seven"]
+
+
+def test_alignment_does_not_depend_on_what_the_decoder_heard_before():
+    from sgdtam_pipe.core.media import decode_audio
+    from sgdtam_pipe.extractors.text import sphinx
+
+    grid = decode_audio(GRID).samples
+    said = "bin blue at f two now".split()
+    first = sphinx.align(grid, said)
+    noise = np.random.default_rng(0).normal(0.0, 0.05, 3 * 16_000).astype(np.float32)
+    sphinx.align(noise, said)  # PocketSphinx's noise estimate and cepstral mean move to the noise
+    assert sphinx.align(grid, said) == first

@@ -307,31 +307,31 @@ def fallback_speech() -> np.ndarray:
     return np.concatenate([grid, grid[::-1], grid, grid[::-1] * 0.5, grid]).astype(np.float32)
 
 
+def words_of(segments) -> list[tuple]:
+    return [(w.word, w.start, w.end, w.probability, s.temperature) for s in segments for w in s.words]
+
+
 def test_batched_utterances_read_as_the_library_reads_them_one_by_one():
     samples, config = fallback_speech(), TranscriptConfig()
     regions = asr.speech_regions(samples, min_silence=config.pause)
     assert len(regions) == 5 > asr.UTTERANCE_BATCH  # one batch of four, then one alone
-    library, _ = asr.recogniser_model(config).transcribe(
-        samples, language="en", beam_size=1, word_timestamps=True, temperature=list(asr.FALLBACK_TEMPERATURES),
-        condition_on_previous_text=False, vad_filter=False, clip_timestamps=[t for r in regions for t in r])
-    library = list(library)
-    runs = [list(asr.decode_utterances(asr.recogniser_model(config), samples, regions, language="en", beam_size=1))
-            for _ in range(2)]
-    assert any(s.temperature > 0 for s in library) and any(s.temperature > 0 for s in runs[0])  # fallback ran
-    for segments in runs:
-        assert [(w.word, w.start, w.end) for s in segments for w in s.words] == \
-            [(w.word, w.start, w.end) for s in library for w in s.words]
-        assert [w.probability for s in segments for w in s.words] == \
-            pytest.approx([w.probability for s in library for w in s.words], abs=1e-4)
-    print(" ".join(w.word for s in runs[0] for w in s.words))
 
+    def library() -> list[tuple]:  # faster-whisper's own loop, one window per region
+        segments, _ = asr.recogniser_model(config).transcribe(
+            samples, language="en", beam_size=1, word_timestamps=True, condition_on_previous_text=False,
+            temperature=list(asr.FALLBACK_TEMPERATURES), vad_filter=False,
+            clip_timestamps=[t for region in regions for t in region])
+        return words_of(segments)
 
-def test_sampled_fallback_is_the_same_on_every_run_in_one_process():
-    samples = fallback_speech()
-    for chunking in ("utterance", "regions"):
-        config = TranscriptConfig(chunking=chunking)
-        first, again = (asr.recognise_samples(samples, config=config) for _ in range(2))
-        assert first == again, chunking
+    expected = library()
+    assert library() == expected  # the sampled fallback draws the same on every run in one process
+    assert any(temperature > 0 for *_, temperature in expected)  # and it did run
+    for _ in range(2):
+        batched = words_of(asr.decode_utterances(asr.recogniser_model(config), samples, regions, language="en",
+                                                 beam_size=1))
+        assert [w[:3] + w[4:] for w in batched] == [w[:3] + w[4:] for w in expected]
+        assert [w[3] for w in batched] == pytest.approx([w[3] for w in expected], abs=1e-4)
+    print(" ".join(w[0] for w in expected))
 
 
 def test_malloc_settings_are_left_to_an_environment_that_sets_them(monkeypatch):
@@ -419,6 +419,29 @@ def test_srt_cue_words_are_aligned_inside_their_cue(tmp_path, grid_duration):
     whole = transcribe(media, config=TranscriptConfig(sidecar=write(tmp_path / "all.txt", GRID_WORDS)))
     for cue_word, word in zip(transcript.words, whole.words):  # the cue's audio slice gives the same times
         assert cue_word.start == pytest.approx(word.start, abs=0.03)
+
+
+def test_only_the_cue_the_aligner_cannot_fit_is_recognised(tmp_path, monkeypatch):
+    looped = tmp_path / "clip.wav"
+    run_ffmpeg(["-stream_loop", "2", "-i", str(GRID), "-vn", "-ac", "1", "-ar", "16000", str(looped)])
+    period = probe(GRID).duration
+    texts = [GRID_WORDS, "the quick brown fox jumps over the lazy dog", GRID_WORDS]  # the second was not said
+    cues = (f"{k + 1}\n00:00:{k * period + 0.3:06.3f} --> 00:00:{(k + 1) * period - 0.3:06.3f}\n{text}\n\n"
+            for k, text in enumerate(texts))
+    write(tmp_path / "clip.srt", "".join(cue.replace(".", ",") for cue in cues))
+    recognised_seconds = []
+    recognise = asr.recognise_samples
+    monkeypatch.setattr(asr, "recognise_samples", lambda samples, **kw: (
+        recognised_seconds.append(len(samples) / 16_000), recognise(samples, **kw))[1])
+    transcript = transcribe(looped)
+    assert transcript.source.startswith("sidecar:srt+aligned:pocketsphinx")
+    # the second cue and half a second either side, not the whole 9 s track
+    assert recognised_seconds == [pytest.approx(period - 0.6 + 2 * 0.5, abs=0.01)]
+    words = transcript.words
+    assert keys(transcript).startswith(GRID_WORDS) and keys(transcript).endswith(GRID_WORDS)
+    assert not any(w.estimated for w in words[:6] + words[-6:])
+    assert all(period + 0.3 <= w.start <= w.end <= 2 * period - 0.3 for w in words[6:-6])
+    assert_in_time_order(words, 0.0, 3 * period)
 
 
 def test_text_without_recognition_is_spread_over_the_speech(tmp_path, recognised, grid_duration):

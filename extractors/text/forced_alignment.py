@@ -1,7 +1,7 @@
 """Times for text that came without them: forced alignment first, the recogniser's words second.
 
 Given words (a ``.txt``, or cues holding several words) are first force-aligned
-to their audio by PocketSphinx (:mod:`extractors.sphinx`), cue by cue (a
+to their audio by PocketSphinx (:mod:`extractors.text.sphinx`), cue by cue (a
 ``.txt`` is one cue over the whole track). Each written word is said as
 dictionary words first (:func:`spoken_words`: "F2" is "f two"); a word the
 dictionary cannot say stays untimed. Aligned words are measured, not
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from sgdtam_pipe.core.hooks import Hook
 from sgdtam_pipe.core.media import AudioTrack
@@ -252,13 +252,58 @@ def _edge(tokens: Sequence[TimedToken], span: tuple[float, float], side: int) ->
     return min(span[1], ordered[timed].end + EDGE_WORD_SECONDS * timed)
 
 
+def _cue_spans(tokens: Sequence[TimedToken], groups: Sequence[Sequence[int]],
+               audio: AudioTrack) -> list[tuple[float, float]]:
+    """The audio ``[start, end)`` s under the cues of ``groups`` (``CUE_SLACK`` either side), merged where
+    they touch; an untimed cue (a ``.txt``) spans the whole track."""
+    first, last = audio.start, audio.start + audio.duration
+    spans = sorted((max(first, tokens[g[0]].low - CUE_SLACK), min(last, tokens[g[0]].high + CUE_SLACK))
+                   for g in groups)
+    merged: list[tuple[float, float]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        elif end > start:
+            merged.append((start, end))
+    return merged
+
+
+def _recognise_spans(audio: AudioTrack, spans: Sequence[tuple[float, float]], *, config: TranscriptConfig,
+                     hook: Hook | None) -> list[Word]:
+    """The recogniser's words in each of ``spans`` (media seconds) of ``audio``, in time order.
+
+    Only the cues the aligner could not fit are recognised, not the whole
+    track: one failed cue of a long subtitle file costs its own seconds.
+    ``hook`` sees the seconds recognised over all spans together.
+    """
+    total = round(sum(end - start for start, end in spans), 1)
+    words: list[Word] = []
+    before = 0.0
+    for start, end in spans:
+        first = max(int(round((start - audio.start) * audio.sample_rate)), 0)
+        last = min(int(round((end - audio.start) * audio.sample_rate)), len(audio.samples))
+        piece_hook = None if hook is None else _shifted(hook, before, total)
+        words.extend(asr.recognise_samples(audio.samples[first:last], config=config,
+                                           offset=audio.start + first / audio.sample_rate, hook=piece_hook))
+        before += (last - first) / audio.sample_rate
+    return words
+
+
+def _shifted(hook: Hook, before: float, total: float) -> Hook:
+    """``hook`` for one span: its seconds counted after ``before`` of ``total``."""
+    def report(step: str, info: Mapping[str, Any]) -> None:
+        hook(step, {**info, "done": min(round(before + float(info.get("done", 0.0)), 1), total), "total": total})
+    return report
+
+
 def timed_words_for_text(audio: AudioTrack | None, duration: float, cues: Sequence[Cue], *,
                          config: TranscriptConfig, hook: Hook | None = None) -> tuple[list[Word], str]:
     """Words of a sidecar's cues, each with a time; the second item says how untimed words were timed.
 
     Order of trust: times the sidecar gives a single word; forced alignment of
     each cue's words to its audio (PocketSphinx, English only); for cues the
-    aligner could not fit, the recogniser's own word times matched to the text; then
+    aligner could not fit, the recogniser's own word times (recognised in those
+    cues' audio only) matched to the text; then
     interpolation inside the cue. With no audio to align to (``audio`` None:
     the clip has no audio stream), the text is spread over the speech regions
     (or the whole ``duration`` s), flagged.
@@ -270,11 +315,13 @@ def timed_words_for_text(audio: AudioTrack | None, duration: float, cues: Sequen
     aligners: list[str] = []
     if config.align != "none" and audio is not None and len(audio.samples):
         forced = config.align == "auto" and config.language == "en"
-        fitted = [_align_group(tokens, group, audio) for group in _cue_groups(tokens)] if forced else []
+        groups = _cue_groups(tokens)
+        fitted = [_align_group(tokens, group, audio) for group in groups] if forced else [False] * len(groups)
         if any(fitted):
             aligners.append("pocketsphinx")
-        if not fitted or not all(fitted):
-            heard = asr.recognise_samples(audio.samples, config=config, offset=audio.start, hook=hook)
+        unfitted = [group for group, ok in zip(groups, fitted) if not ok]
+        if unfitted:
+            heard = _recognise_spans(audio, _cue_spans(tokens, unfitted, audio), config=config, hook=hook)
             if _accept_heard_times(tokens, heard):
                 aligners.append(asr.recogniser_name(config))
     if aligners:

@@ -13,7 +13,9 @@ inside the ``pocketsphinx`` wheel; nothing is downloaded.
 
 Times come from 10 ms frames; a word's end is the end of its last frame.
 Decoders are built once per process (about 0.4 s each) and used under one lock,
-since a decoder holds the state of the utterance being decoded.
+since a decoder holds the state of the utterance being decoded; each
+utterance starts from a fresh front end (noise estimate, cepstral mean), so
+its words do not depend on what was decoded before it.
 """
 
 from __future__ import annotations
@@ -130,7 +132,16 @@ def _pcm(samples: np.ndarray) -> bytes:
 
 
 def _decode(decoder, samples: np.ndarray, offset: float) -> list[Heard]:
-    """The words (fillers and silences dropped) the decoder's active search finds in ``samples``."""
+    """The words (fillers and silences dropped) the decoder's active search finds in ``samples``.
+
+    The front end (noise estimate, cepstral mean) is built afresh for every
+    utterance (``reinit_feat``, a tenth of a millisecond), as in a new
+    decoder: PocketSphinx carries both over from the previous utterance, so
+    without this a cue's word times depended on what the decoder had heard
+    before (a subtitle file aligned twice in one process gave times 10 ms
+    apart).
+    """
+    decoder.reinit_feat()
     decoder.start_utt()
     decoder.process_raw(_pcm(samples), full_utt=True)
     decoder.end_utt()
