@@ -498,3 +498,18 @@ def test_source_options_are_checked(tmp_path):
         transcribe(grid_copy(tmp_path), config=TranscriptConfig(source="sidecar"))
     with pytest.raises(FileNotFoundError, match="not a CTranslate2 Whisper folder"):
         transcribe(GRID, config=TranscriptConfig(source="asr", whisper_model=tmp_path))
+
+
+@pytest.mark.parametrize("part_frames", [37, 100])
+def test_log_mel_in_parts_equals_the_whole_track(part_frames: int) -> None:
+    """A long track's Whisper features come in parts (bounded memory) and equal the whole-track ones."""
+    from sgdtam_pipe.core.media import decode_audio
+    from sgdtam_pipe.extractors.text.asr import _model_dir, load_whisper, log_mel
+
+    config = TranscriptConfig()
+    model = load_whisper(_model_dir(config), config.compute_type, config.threads, config.whisper_window, config.device)
+    samples = decode_audio(GRID).samples
+    whole = model.feature_extractor(samples)
+    assert whole.shape[1] > 2 * part_frames
+    parts = log_mel(model.feature_extractor, samples, part_frames)
+    np.testing.assert_allclose(parts, whole, rtol=0, atol=1e-6)  # a matrix product of another size may round by 1 ulp

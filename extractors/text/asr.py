@@ -289,6 +289,42 @@ def decode_utterances(model: Any, samples: "np.ndarray", regions: Sequence[tuple
             yield from decoder.clip(start, end, encoder_output, greedy)
 
 
+LOG_MEL_PART_FRAMES = 60_000
+"""A track longer than this many 10 ms frames (10 minutes) gets its log-mel spectrogram in parts."""
+
+
+def log_mel(extractor: Any, samples: "np.ndarray", part_frames: int | None = None) -> "np.ndarray":
+    """``extractor(samples)`` (faster-whisper's log-mel features of the whole track), computed in parts
+    of ``part_frames`` frames (default ``LOG_MEL_PART_FRAMES``) when the track is longer.
+
+    The whole-track computation holds the track's complex STFT and framed
+    copies at once (about 4 GB for an hour). Each frame depends only on its
+    own 400 samples, so the parts are cut with that context and the one global
+    step, Whisper's clamp to 8 below the track's maximum, runs on the joined
+    spectrogram: the features equal the whole-track ones up to float rounding
+    in the matrix product (``tests/test_transcript.py``).
+    """
+    import numpy as np
+
+    part_frames = part_frames or LOG_MEL_PART_FRAMES
+    hop, n_fft = extractor.hop_length, extractor.n_fft
+    if len(samples) // hop <= part_frames:
+        return extractor(samples)
+    wave = np.pad(np.pad(samples.astype(np.float32), (0, hop)), (n_fft // 2, n_fft // 2), mode="reflect")
+    frames = 1 + (len(wave) - n_fft) // hop - 1  # faster-whisper drops the last STFT frame
+    window = np.hanning(n_fft + 1)[:-1].astype("float32")
+    parts = []
+    for first in range(0, frames, part_frames):
+        count = min(part_frames, frames - first)
+        piece = wave[first * hop:(first + count - 1) * hop + n_fft]
+        stft = extractor.stft(piece, n_fft, hop, window=window, center=False, return_complex=True)
+        power = np.abs(stft.astype("complex64")) ** 2  # [201, count]
+        parts.append(np.log10(np.clip(extractor.mel_filters @ power, a_min=1e-10, a_max=None)))
+    log_spec = np.concatenate(parts, axis=1)  # [80, frames]
+    log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+    return (log_spec + 4.0) / 4.0
+
+
 class _UtteranceDecoder:
     """State of one :func:`decode_utterances` call: the track's features, the decoding options, and the
     last word's end (faster-whisper's ``last_speech_timestamp``), carried from window to window."""
@@ -299,7 +335,7 @@ class _UtteranceDecoder:
 
         fw = require("faster_whisper.transcribe", "speech")
         self.fw, self.model = fw, model
-        self.features = model.feature_extractor(samples)  # the whole track at once, as transcribe() computes it
+        self.features = log_mel(model.feature_extractor, samples)  # the whole track, as transcribe() has it
         self.content_frames = self.features.shape[-1] - 1
         self.language = language
         self.defaults = {name: p.default for name, p in inspect.signature(model.transcribe).parameters.items()}
