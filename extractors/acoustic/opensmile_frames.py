@@ -12,10 +12,14 @@ The samples reach openSMILE the way ``opensmile.Smile`` passes them
 one openSMILE instance that sees the whole track as one stream: chunking bounds
 our temporaries and never changes the output, so ``chunk_seconds`` stays out of
 the identity. openSMILE runs in its own thread while the track is fed, into a
-ring buffer of ``RING_SECONDS`` (``opensmile_stream_input.conf.inc``) instead of
-the standard input's buffer, which grows to hold the whole track: memory stays
-flat on an hour of audio, and the frames are the same (tested against
-``process_file``).
+ring buffer of ``RING_SAMPLES`` (``opensmile_stream_input.conf.inc``) instead of
+the standard input's buffer, which grows to hold the whole track. The levels
+before the feature set's functionals get ring buffers too
+(``opensmile_lld_buffer.conf.inc``), and the functionals, which we never read,
+run over 10 s frames instead of the full input
+(``opensmile_functionals_frame.conf.inc``) so they consume those rings as the
+track goes. Memory stays flat on an hour of audio (it grew by about 1 GB), and
+the low-level descriptors are the same (tested against ``process_file``).
 
 openSMILE is under audEERING's research licence (non-commercial use); the
 ``librosa`` backend is the licence-clean alternative.
@@ -38,6 +42,8 @@ from sgdtam_pipe.extractors.base import require
 FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")
 PROGRESS_FRAMES = 1000
 STREAM_INPUT = Path(__file__).with_name("opensmile_stream_input.conf.inc")
+LLD_BUFFERS = Path(__file__).with_name("opensmile_lld_buffer.conf.inc")
+FUNCTIONALS_FRAME = Path(__file__).with_name("opensmile_functionals_frame.conf.inc")
 RING_SAMPLES = 960_000
 """Size of openSMILE's input ring buffer (``nT`` in the config): 60 s at 16 kHz."""
 FULL_WAIT_S = 0.001
@@ -74,7 +80,8 @@ class _Engine:
         smile = opensmile.Smile(feature_set=opensmile.FeatureSet[feature_set],
                                 feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
         options = smile._options()  # the options Smile itself runs with: sink, LLD level, buffer modes
-        options.update(source=str(STREAM_INPUT), sampleRate=sample_rate, nBits=16)
+        options.update(source=str(STREAM_INPUT), sampleRate=sample_rate, nBits=16,
+                       bufferModeConf=str(LLD_BUFFERS), frameModeFunctionalsConf=str(FUNCTIONALS_FRAME))
         self._smile = OpenSMILE()
         self._smile.initialize(config_file=smile.config_path, options=options, loglevel=smile.loglevel)
         sink = layout.EXTERNAL_OUTPUT_COMPONENT
