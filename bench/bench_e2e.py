@@ -1,6 +1,6 @@
 """End-to-end speed as a user sees it: whole ``sgdtam-pipe analyze`` processes, cold and cached.
 
-    .venv/bin/python -m bench.bench_e2e [--runs 3] [--long] [--no-readme]
+    .venv/bin/python -m bench.bench_e2e [--runs 3] [--long] [--only 3s 60s ...] [--no-readme]
 
 Clips: the 3 s GRID example, and GRID looped to 60 s and to 10 minutes with
 the bundled ffmpeg (h264 + aac: real speech and a real face all the way
@@ -18,7 +18,9 @@ more). Printed and written to ``bench/results/e2e.json``: wall seconds,
 × real time, × decode floor, cached / cold, and the peak resident memory of
 the analyze process and its children (``wait4``). Unless ``--no-readme``,
 the table in README.md between the ``bench:e2e`` markers is rewritten.
-Run it on a quiet machine; the load average before each clip is recorded.
+``--only`` measures some clips again and keeps the other rows of the last
+results file. Run it on a quiet machine; the load average before each clip is
+recorded.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -78,6 +81,14 @@ def run_measured(command: list[str]) -> tuple[float, float, str]:
     return seconds, usage.ru_maxrss / 1024, stderr
 
 
+CLIPS = {
+    "3s": lambda work: GRID,
+    "60s": lambda work: looped(work / "grid-60s.mp4", 20),
+    "10min": lambda work: looped(work / "grid-10min.mp4", 200),
+    "60min-audio": lambda work: looped(work / "grid-60min-audio.m4a", 1200, audio_only=True),
+}
+
+
 def analyze_command(clip: Path, cache: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "sgdtam_pipe.pipeline.cli", "-q", "analyze", str(clip), "--json", str(out),
             "--cache-dir", str(cache)]
@@ -91,6 +102,7 @@ def measure(clip: Path, work: Path, runs: int) -> dict:
     cold, cached, peaks = [], [], []
     for k in range(runs):
         cache = work / f"cache-{clip.stem}-{k}"
+        shutil.rmtree(cache, ignore_errors=True)  # cold means an empty cache
         out = work / f"{clip.stem}-{k}.json"
         seconds, peak, _ = run_measured(analyze_command(clip, cache, out))
         cold.append(seconds)
@@ -132,20 +144,24 @@ def main() -> None:
     parser.add_argument("--long", action="store_true", help="Also the 60-minute audio-only file.")
     parser.add_argument("--no-readme", action="store_true", help="Do not rewrite README.md's table.")
     parser.add_argument("--work", type=Path, help="Folder for the looped clips and caches (default: a temp dir).")
+    parser.add_argument("--only", nargs="+", choices=list(CLIPS), help="Measure these clips; keep the other rows.")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="sgdtam-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    clips = [GRID, looped(work / "grid-60s.mp4", 20), looped(work / "grid-10min.mp4", 200)]
-    if args.long:
-        clips.append(looped(work / "grid-60min-audio.m4a", 1200, audio_only=True))
-    rows = []
-    for clip in clips:
-        rows.append(measure(clip, work, args.runs))
-        print(json.dumps(rows[-1]), flush=True)
+    names = args.only or [name for name in CLIPS if args.long or name != "60min-audio"]
+    kept = {r["clip"]: r for r in json.loads(RESULTS.read_text())["rows"]} if args.only and RESULTS.exists() else {}
+    for name in names:
+        row = measure(CLIPS[name](work), work, args.runs)
+        kept[row["clip"]] = row
+        print(json.dumps(row), flush=True)
+    order = [CLIPS[name](work).name for name in CLIPS]
+    rows = sorted(kept.values(), key=lambda r: order.index(r["clip"]) if r["clip"] in order else len(order))
     header = (f"Measured by `make bench` (`python -m bench.bench_e2e`) on {time.strftime('%Y-%m-%d')}, "
               f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), load before each clip "
               f"{', '.join(str(r['load_before']) for r in rows)}; median of {args.runs} whole processes "
               "(one for 10 minutes and more).")
+    if args.only:
+        header += f" Rows for {', '.join(args.only)} from a later run than the others."
     print(header + "\n\n" + table(rows))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"header": header, "rows": rows}, indent=2) + "\n")

@@ -324,7 +324,8 @@ def decode_audio_container(container, path: Path, sample_rate: int = AUDIO_RATE,
     stream = next(s for s in container.streams.audio if s.index == index)
     container.seek(0)
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-    blocks: list[np.ndarray] = []
+    expected = (container.duration or 0) / 1_000_000  # the header's guess, seconds; 0 when unknown
+    buffer = _Samples(int((min(expected, MAX_MEDIA_SECONDS) + 1.0) * sample_rate))
     start: float | None = None
     budget = int(MAX_MEDIA_SECONDS * sample_rate)
     try:
@@ -332,17 +333,38 @@ def decode_audio_container(container, path: Path, sample_rate: int = AUDIO_RATE,
             if start is None and frame.time is not None:
                 start = frame.time - offset
             for out in resampler.resample(frame):
-                blocks.append(out.to_ndarray().reshape(-1))
-                budget -= len(blocks[-1])
-            if budget <= 0:
+                buffer.append(out.to_ndarray().reshape(-1))
+            if buffer.count >= budget:
                 break
     except av.error.FFmpegError as exc:
-        if not blocks:
+        if not buffer.count:
             raise MediaError(path, f"audio stream cannot be decoded ({_ffmpeg_reason(exc)})") from exc
     for out in resampler.resample(None):
-        blocks.append(out.to_ndarray().reshape(-1))
-    samples = np.concatenate(blocks).astype(np.float32) if blocks else np.zeros(0, np.float32)
+        buffer.append(out.to_ndarray().reshape(-1))
+    samples = buffer.samples()
     return AudioTrack(samples, sample_rate, max(0.0, start or 0.0))
+
+
+class _Samples:
+    """A float32 buffer filled block by block: sized from the header's duration, grown by half when
+    that was short, so a long track is never held twice (a list of blocks, then their concatenation)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._data = np.empty(max(capacity, 1), np.float32)
+        self.count = 0
+
+    def append(self, block: np.ndarray) -> None:
+        if self.count + len(block) > len(self._data):
+            grown = np.empty(max(self.count + len(block), len(self._data) * 3 // 2), np.float32)
+            grown[:self.count] = self._data[:self.count]
+            self._data = grown
+        self._data[self.count:self.count + len(block)] = block
+        self.count += len(block)
+
+    def samples(self) -> np.ndarray:
+        """The samples so far; a copy only when over a tenth of the buffer would be left unused."""
+        used = self._data[:self.count]
+        return used.copy() if self.count < 0.9 * len(self._data) - 16_000 else used
 
 
 def iter_frames(path: str | Path, fps: float | None = DEFAULT_FPS) -> Iterator[VideoFrame]:
