@@ -178,7 +178,7 @@ print(json.dumps(summary.to_json()))
 
 def start_runner(root: Path, out: Path, workers: int = 2) -> subprocess.Popen:
     script = RUNNER.format(tests=str(TESTS), root=str(root), out=str(out), workers=workers)
-    env = dict(os.environ, BATCH_TEST_DELAY_S="0.3")
+    env = dict(os.environ, BATCH_TEST_DELAY_S="0.6")  # slow enough that a loaded machine cannot finish first
     return subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
