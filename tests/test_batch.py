@@ -166,7 +166,9 @@ def test_worker_that_dies_is_recorded_and_the_run_goes_on(tmp_path):
 
 
 RUNNER = """
-import json, sys
+import json, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal, even when started from a
+# shell that ignores SIGINT for background jobs (their children inherit the ignore)
 sys.path.insert(0, {tests!r})
 import sgdtam_pipe.pipeline.batch as batch
 from batch_jobs import slow_media_job
@@ -178,7 +180,7 @@ print(json.dumps(summary.to_json()))
 
 def start_runner(root: Path, out: Path, workers: int = 2) -> subprocess.Popen:
     script = RUNNER.format(tests=str(TESTS), root=str(root), out=str(out), workers=workers)
-    env = dict(os.environ, BATCH_TEST_DELAY_S="0.6")  # slow enough that a loaded machine cannot finish first
+    env = dict(os.environ, BATCH_TEST_DELAY_S="0.3")
     return subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
