@@ -25,6 +25,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures
+from sgdtam_pipe.extractors.text.transcript import WORD_SOURCE_KEYS
+
+FEATURE_PROVENANCE = {"text": WORD_SOURCE_KEYS}
+"""Config keys that say where a modality's input came from, not what its features mean: not compared
+against a checkpoint (``model.checkpoint.check_features``), so a sidecar clip meets a Whisper-trained one."""
 
 STARTER = Path(__file__).resolve().parents[1] / "model" / "starter"
 # The files ``model.checkpoint.load_checkpoint`` reads (its CARD and WEIGHTS, repeated here so that hashing a
@@ -114,10 +119,9 @@ class Checkpoint:
     def check(self, clip: ClipFeatures) -> ClipFeatures:
         """Refuse features made differently from the training features (names the modality); returns
         the clip to score, with each modality the checkpoint was not trained on marked missing."""
-        from sgdtam_pipe.extractors.text.transcript import WORD_SOURCE_KEYS
         from sgdtam_pipe.model.checkpoint import check_features, hide_untrained
 
-        check_features(self.card, clip, provenance={"text": WORD_SOURCE_KEYS})
+        check_features(self.card, clip, provenance=FEATURE_PROVENANCE)
         return hide_untrained(self.card.features, clip)
 
     def score(self, clips: Sequence[ClipFeatures]) -> list[SegmentScore]:

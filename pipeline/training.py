@@ -55,10 +55,10 @@ from sgdtam_pipe.core.errors import UserError
 from sgdtam_pipe.core.hooks import Hook
 from sgdtam_pipe.core.records_io import atomic_write_json
 from sgdtam_pipe.core.timeline import MODALITIES, ClipFeatures, TimedFeatures
-from sgdtam_pipe.extractors.text.transcript import WORD_SOURCE_KEYS
 from sgdtam_pipe.model.batching import usable
 from sgdtam_pipe.pipeline.dataset import load_dataset, load_example
 from sgdtam_pipe.pipeline.labels_csv import DEFAULT_GROUP
+from sgdtam_pipe.pipeline.scoring import FEATURE_PROVENANCE
 from sgdtam_pipe.pipeline.training_options import TrainingOptions
 from sgdtam_pipe.pipeline.version import __version__
 
@@ -167,9 +167,9 @@ def train_checkpoint(dataset: str | Path, out_dir: str | Path, *, options: Train
     if not train_split.clips:
         raise UserError(f"{folder}: the dataset has no 'train' split")
     val_split = load_split(folder, data, validation_split(data))
-    specs = feature_spec_from_clips(train_split.clips, provenance={"text": WORD_SOURCE_KEYS})
+    specs = feature_spec_from_clips(train_split.clips, provenance=FEATURE_PROVENANCE)
     # validation streams must be made alike
-    feature_spec_from_clips(train_split.clips + val_split.clips, provenance={"text": WORD_SOURCE_KEYS})
+    feature_spec_from_clips(train_split.clips + val_split.clips, provenance=FEATURE_PROVENANCE)
     unseen = [m for m in MODALITIES if m not in specs]
     train_split, _ = _usable(train_split, train_split.clips)   # e.g. a photo in which no face was found
     if options.composites:
@@ -355,7 +355,7 @@ def evaluate_checkpoint(dataset: str | Path, checkpoint: str | Path | None, *, s
         splits = sorted({e["split"] for e in data["examples"]})
         raise UserError(f"{dataset}: no examples in split {split!r}; its splits are {splits}")
     for clip in chosen.clips:
-        check_features(scorer.card, clip, provenance={"text": WORD_SOURCE_KEYS})
+        check_features(scorer.card, clip, provenance=FEATURE_PROVENANCE)
     chosen, left_out = _usable(chosen, [hide_untrained(scorer.card.features, c) for c in chosen.clips])
     report = evaluate(scorer.model, chosen.clips, chosen.labels, patterns=PATTERNS if per_pattern else None,
                       hook=hook, step=f"evaluate {split}")
