@@ -94,6 +94,10 @@ class Extractor(ABC):
         any file it reads beside the clip, named by content hash (the cache keys on it)."""
         return self.identity()
 
+    def warm_up(self) -> None:
+        """Load what a later call will need, from any thread; the pipeline calls it in the background
+        while other work of the same clip runs. Loads nothing by default."""
+
     @abstractmethod
     def extract(self, source: Recording | str | Path, *, hook: Hook | None = None) -> ModalityResult:
         """Features of a recording (or a path, opened for this call); ``MediaError`` for a file

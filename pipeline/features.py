@@ -94,12 +94,21 @@ def _text(extractor: Extractor, recording: Recording, sha: str, cache: FeatureCa
     features = cache.get(sha, identity) if cache else None
     if stored is not None and features is not None:
         return features, Transcript.from_json(stored), True
+    threading.Thread(target=_warm_up, args=(extractor,), name="warm-up-text", daemon=True).start()
     transcript = _run_stage("text", extractor.transcribe, recording, hook=hook)
     features = _run_stage("text", extractor.embed, transcript, hook=hook)
     if cache:
         cache.put_json(sha, identity, "transcript", transcript.to_json())
         cache.put(sha, identity, features)
     return features, transcript, False
+
+
+def _warm_up(extractor: Extractor) -> None:
+    """``extractor.warm_up()``, its failure only logged: the call that needs the model raises it again."""
+    try:
+        extractor.warm_up()
+    except Exception as exc:  # noqa: BLE001 - a background convenience; the real load reports it
+        log.debug("warm-up of %s failed: %s", extractor.name, exc)
 
 
 def _modality(modality: str, extractor: Extractor, recording: Recording, sha: str, cache: FeatureCache | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +170,25 @@ def test_batched_embedding_equals_one_at_a_time(extractor):
         assert together.values.shape == alone.values.shape
         np.testing.assert_allclose(together.values, alone.values, atol=1e-5, rtol=0)
         np.testing.assert_array_equal(together.start, alone.start)
+
+
+def test_encoder_loads_once_when_threads_ask_together():
+    """The pipeline warms the encoder up in the background while the words are recognised; an
+    ``embed`` that asks meanwhile waits for that load instead of starting a second one."""
+    from sgdtam_pipe.extractors.text import embedding
+
+    embedding._load_encoder.cache_clear()
+    barrier = threading.Barrier(2)
+    loaded = []
+
+    def ask() -> None:
+        barrier.wait()
+        loaded.append(load_encoder(bundled_encoder()))
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert loaded[0][1] is loaded[1][1]
+    assert embedding._load_encoder.cache_info().misses == 1

@@ -31,6 +31,7 @@ about 1e-6).
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -80,10 +81,19 @@ def bundled_encoder() -> Path:
     return Path(package.get_model_path())
 
 
-@lru_cache(maxsize=2)
+_ENCODER_LOCK = threading.Lock()
+
+
 def load_encoder(folder: Path, device: str = "cpu"):
     """``(tokenizer, model)`` from a local folder only, in eval mode on ``device`` (``auto``, ``cpu``
-    or ``cuda``), loaded once per process."""
+    or ``cuda``), loaded once per process; a caller in another thread waits for a load in progress
+    instead of starting a second one."""
+    with _ENCODER_LOCK:
+        return _load_encoder(folder, device)
+
+
+@lru_cache(maxsize=2)
+def _load_encoder(folder: Path, device: str):
     transformers = require("transformers", "speech")
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder}: not a transformers model folder (no config.json)")
@@ -200,6 +210,10 @@ class TextExtractor(Extractor):
         if sidecar is None:
             return identity
         return replace(identity, config=dict(identity.config, sidecar=None, sidecar_sha256=file_sha256(sidecar)))
+
+    def warm_up(self) -> None:
+        """Load the token encoder (torch and transformers with it), so that :meth:`embed` finds it loaded."""
+        self._encoder()
 
     def transcribe(self, source: Recording | str | Path, *, hook: Hook | None = None) -> Transcript:
         """The transcript this extractor would embed (cacheable: ``Transcript.to_json``); ``hook`` gets
