@@ -79,6 +79,7 @@ class SGDTAMConfig:
     sgt_layers: int = 2
     dtam_layers: int = 1
     dropout: float = 0.1
+    pool_std: tuple[str, ...] = ()   # modalities whose head pools the std over rows besides the mean (model/sgdtam.py)
     proj_dim: int = 64               # InfoNCE projection head width (paper: "e.g. 128")
     mine_bank: int = 32              # marginal samples kept per modality for per-sample MI
     cmi_components: int = 2          # Gaussian mixture size for H(Y|Z) in Eq. 8
@@ -125,6 +126,10 @@ class SGDTAMConfig:
             if self.width(name) < 1:
                 raise ValueError(f"{name}_dim must be positive, got {self.width(name)}")
         object.__setattr__(self, "delta_init", tuple(float(x) for x in self.delta_init))
+        object.__setattr__(self, "pool_std", tuple(str(m) for m in self.pool_std))
+        unknown = [m for m in self.pool_std if m not in MODALITIES]
+        if unknown:
+            raise ValueError(f"pool_std names unknown modalities {unknown} (modalities are {MODALITIES})")
 
     def width(self, modality: str) -> int:
         return int(getattr(self, f"{modality}_dim"))
@@ -142,6 +147,7 @@ class SGDTAMConfig:
         data = asdict(self)
         data["label"] = self.label.to_json()
         data["delta_init"] = list(self.delta_init)
+        data["pool_std"] = list(self.pool_std)
         return data
 
     @classmethod

@@ -22,7 +22,7 @@ passed in, so an epoch is reproducible from the generator's state.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 
@@ -30,8 +30,9 @@ from sgdtam_pipe.core.timeline import ClipFeatures, TimedFeatures
 
 
 def epoch_order(count: int, generator: torch.Generator, groups: Sequence[str] | None = None,
-                draws_per_group: int | None = None) -> list[int]:
-    """Indices into the training examples for one epoch (balanced across ``groups`` when given)."""
+                draws_per_group: int | None = None, group_draws: Mapping[str, int] | None = None) -> list[int]:
+    """Indices into the training examples for one epoch (balanced across ``groups`` when given);
+    ``group_draws`` sets the draws of the groups it names (a source worth more of each epoch)."""
     if groups is None:
         return torch.randperm(count, generator=generator).tolist()
     if len(groups) != count:
@@ -44,7 +45,7 @@ def epoch_order(count: int, generator: torch.Generator, groups: Sequence[str] | 
         raise ValueError(f"draws_per_group must be positive, got {share}")
     drawn: list[int] = []
     for name in sorted(members):
-        drawn += _draw(members[name], share, generator)
+        drawn += _draw(members[name], (group_draws or {}).get(name, share), generator)
     return [drawn[k] for k in torch.randperm(len(drawn), generator=generator).tolist()]
 
 

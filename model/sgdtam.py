@@ -10,7 +10,11 @@ The head reads each aligned row through a ReLU layer, takes the masked
 mean over rows per modality, and maps the three means through an MLP (the
 paper does not specify it). The per-row non-linearity lets the pooled vector
 reflect what co-occurs within a row after alignment; a mean of rows fed
-straight to the MLP could not.
+straight to the MLP could not. For the modalities in ``config.pool_std``
+(the starter: all three) the masked standard deviation over the rows joins their
+mean: a voice's emotion is largely in how its frames vary (pitch and loudness
+swings), which a mean of frames loses. Checkpoints without the field read
+``pool_std = ()``: the mean only, as before.
 
 Attention memory grows with T_alpha x T_beta per head: feed utterance
 segments with frame rates pooled (``core.timeline.pool_windows`` keeps
@@ -123,7 +127,8 @@ class SGDTAM(nn.Module):
         self.projection = ProjectionHead(d, config.proj_dim)
         self.dtam = DTAM(config)
         self.readout = nn.ModuleDict({m: nn.Linear(d, d) for m in MODALITIES})
-        self.head = nn.Sequential(nn.Linear(len(MODALITIES) * d, d), nn.ReLU(), nn.Dropout(config.dropout),
+        self.head = nn.Sequential(nn.Linear((len(MODALITIES) + len(config.pool_std)) * d, d), nn.ReLU(),
+                                  nn.Dropout(config.dropout),
                                   nn.Linear(d, config.label.outputs))
 
     def num_parameters(self) -> int:
@@ -141,7 +146,8 @@ class SGDTAM(nn.Module):
         x, keys, start, end = self._assemble(batch, inputs, generated)
         deltas = self._deltas(start, end)
         aligned = self.dtam(x, keys, deltas)
-        pooled = torch.cat([masked_mean(torch.relu(self.readout[m](aligned[m])), keys[m]) for m in MODALITIES], dim=-1)
+        pooled = torch.cat([self._pool(m, torch.relu(self.readout[m](aligned[m])), keys[m]) for m in MODALITIES],
+                           dim=-1)
         raw = self.head(pooled)
         prediction = 3.0 * torch.tanh(raw.squeeze(-1)) if self.config.label.kind == "regression" else raw
         output = ModelOutput(prediction, routes, delta_i, temperature=float(self.temperature))
@@ -150,6 +156,17 @@ class SGDTAM(nn.Module):
         loss, parts = self._loss(batch, inputs, summaries, generated, prediction)
         output.losses = parts
         return output, loss
+
+    def _pool(self, modality: str, rows: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """The head's view of one modality ``[B, d]``: the masked mean of its rows ``[B, T, d]``;
+        ``[B, 2d]`` with their masked std when ``modality`` is in ``config.pool_std`` (0 where no row)."""
+        mean = masked_mean(rows, keys)
+        if modality not in self.config.pool_std:
+            return mean
+        w = keys.unsqueeze(-1).float()                                       # [B, T, 1]
+        var = (((rows - mean.unsqueeze(1)) ** 2) * w).sum(1) / w.sum(1).clamp(min=1.0)
+        std = torch.sqrt(var + 1e-6) * (w.sum(1) > 0).float()               # eps: finite gradient at var 0
+        return torch.cat([mean, std], dim=-1)
 
     def _inputs(self, batch: Batch) -> _Inputs:
         x, start, end = {}, {}, {}

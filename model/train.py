@@ -45,7 +45,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -104,13 +104,14 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
           val_clips: Sequence[ClipFeatures], val_labels: Sequence, *, epochs: int = 50, lr: float = 1e-3,
           batch_size: int = 32, seed: int = 0, patience: int = PATIENCE, plateau_patience: int = PLATEAU_PATIENCE,
           modality_dropout: float = 0.5, grad_clip: float = 0.8, groups: Sequence[str] | None = None,
-          balance_groups: bool = False, draws_per_group: int | None = None, normalise: bool = True,
+          balance_groups: bool = False, draws_per_group: int | None = None,
+          group_draws: Mapping[str, int] | None = None, normalise: bool = True,
           state_dir: str | Path | None = None, resume: bool = False, log_path: str | Path | None = None,
           hook: Hook | None = None, verbose: bool = True, name: str = "") -> dict[str, Any]:
     """Fit ``model`` in place; returns the history (also written to ``log_path`` after every epoch).
 
     ``groups`` (one name per training clip) with ``balance_groups`` gives
-    balanced epochs. ``name`` prefixes progress steps and epoch lines (e.g.
+    balanced epochs (``group_draws``: the draws of named groups, model/sampling.py). ``name`` prefixes progress steps and epoch lines (e.g.
     ``"seed 1"``). ``resume`` needs ``state_dir`` and the same options and
     data as the saved run (``epochs`` may differ); without a saved state it
     starts afresh. Raises :class:`NonFiniteLoss` if the loss stops being finite.
@@ -119,6 +120,7 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
     options = {"seed": seed, "lr": lr, "batch_size": batch_size, "patience": patience,
                "plateau_patience": plateau_patience, "modality_dropout": modality_dropout, "grad_clip": grad_clip,
                "balance_groups": balance_groups, "draws_per_group": draws_per_group, "normalise": normalise,
+               **({"group_draws": dict(group_draws)} if group_draws else {}),  # absent: older states resume
                "groups": None if groups is None else hashlib.sha256("\n".join(groups).encode()).hexdigest(),
                "train": data_fingerprint(train_clips, train_labels), "val": data_fingerprint(val_clips, val_labels),
                "config": model.config.to_json()}
@@ -152,7 +154,8 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
             break
         started = time.perf_counter()
         model.train()
-        order = epoch_order(len(train_clips), generator, groups if balance_groups else None, draws_per_group)
+        order = epoch_order(len(train_clips), generator, groups if balance_groups else None, draws_per_group,
+                            group_draws)
         sums: dict[str, float] = {}
         for step, rows in enumerate(length_batches(train_clips, order, batch_size, generator), start=1):
             batch = collate([train_clips[j] for j in rows], [train_labels[j] for j in rows],

@@ -175,7 +175,7 @@ def train_checkpoint(dataset: str | Path, out_dir: str | Path, *, options: Train
     if options.composites:
         train_split = with_composites(train_split, options)
     val_split, left_out = _usable(val_split, [hide_untrained(specs, c) for c in val_split.clips])
-    config = SGDTAMConfig.preset(options.preset, label=label,
+    config = SGDTAMConfig.preset(options.preset, label=label, pool_std=options.pool_std,
                                  **{f"{m}_dim": specs[m].width if m in specs else UNTRAINED_WIDTH for m in MODALITIES})
     state = out_dir / STATE
     if resume and not state.exists():
@@ -244,9 +244,10 @@ def _training_json(options: TrainingOptions, history: dict[str, Any], count: int
             "selection": history.get("selection"), "lr": options.lr, "batch_size": options.batch_size,
             "patience": options.patience, "plateau_patience": options.plateau_patience,
             "modality_dropout": options.modality_dropout, "balance_groups": options.balance_groups,
-            "draws_per_group": options.draws_per_group, "train_examples": count,
+            "draws_per_group": options.draws_per_group, "group_draws": dict(options.group_draws),
+            "train_examples": count,
             "composites": options.composites, "carriers": dict(options.carriers),
-            "folds": options.folds}
+            "folds": options.folds, "pool_std": list(options.pool_std)}
 
 
 class _Runner:
@@ -268,7 +269,8 @@ class _Runner:
                         plateau_patience=o.plateau_patience, modality_dropout=o.modality_dropout,
                         groups=train_split.groups, balance_groups=o.balance_groups,
                         draws_per_group=o.draws_per_group, state_dir=self._folder(name or f"seed {seed}"),
-                        resume=self.resume, log_path=log_path, hook=self.hook, verbose=self.verbose, name=name)
+                        group_draws=dict(o.group_draws), resume=self.resume, log_path=log_path, hook=self.hook,
+                        verbose=self.verbose, name=name)
         return model, history
 
     def side_run(self, name: str, seed: int, train_split: Split, val_split: Split) -> dict[str, Any]:

@@ -28,6 +28,10 @@ class TrainingOptions:
     """Composite training examples to add (model/composites.py); they form the group ``composite``."""
     carriers: tuple[tuple[str, str], ...] = ()
     """``(group, modality)`` pairs: whose evidence each source group's label is, for the composites."""
+    group_draws: tuple[tuple[str, int], ...] = ()
+    """``(group, draws)`` pairs: a balanced epoch's draws from the named groups, instead of ``draws_per_group``."""
+    pool_std: tuple[str, ...] = ()
+    """Modalities whose head also pools the std over rows (model/config.py)."""
 
     def __post_init__(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):

@@ -28,12 +28,19 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `extract` sets it: far
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
-FER_TRAIN_LIMIT = 12000
-"""FER2013 train photos kept (class-stratified): balanced sampling draws far fewer per epoch, and 12k keep extraction short."""
+FER_TRAIN_LIMIT = 0
+"""FER2013 train photos kept (class-stratified; 0: all): with every photo, each epoch's draws are fresh faces."""
 EPOCHS = 22
 """At most; early stopping (patience 8, model/train.py) usually ends sooner: see train_log.json."""
 DRAWS_PER_GROUP = 2000
-"""Draws per source per epoch: 8,000 a balanced epoch with the composites (40-70 s here), the 832 voices seen ~2.4 times."""
+"""Draws per source per epoch (but MELD, GROUP_DRAWS): 11,000 a balanced epoch with the composites, the 832 voices
+seen ~2.4 times."""
+GROUP_DRAWS = {"meld": 5000}
+"""MELD's words get more of each epoch than the other sources: three-class dialogue sentiment is the hardest of
+the three tasks, and short token rows cost little to train on."""
+POOL_STD = ("text", "audio", "video")
+"""Modalities whose head pools the std over rows besides the mean (model/sgdtam.py): a voice's emotion is
+largely in how its frames vary."""
 COMPOSITES = 6000
 """Composite LA/LV/AV/LAV examples (model/composites.py): the only place the fusion head sees two senses at once."""
 CARRIERS = {"meld": "text", "ravdess": "audio", "fer2013": "video"}
@@ -70,7 +77,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--resume", action="store_true", help="Continue an interrupted training run in --out.")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fer-train-limit", type=int, default=FER_TRAIN_LIMIT)
+    parser.add_argument("--fer-train-limit", type=int, default=FER_TRAIN_LIMIT, help="0: every train photo.")
+    parser.add_argument("--pool-std", default=",".join(POOL_STD),
+                        help="Comma-separated modalities whose head pools the std over rows too ('' for none).")
+    parser.add_argument("--threads", type=int, help="Torch threads for training (default: up to 4 CPUs); "
+                        "a bit-identical rebuild needs the count in card.json's torch_threads.")
+    parser.add_argument("--dataset-only", action="store_true", help="Build the labels and dataset, then stop.")
     args = parser.parse_args()
 
     from model_card import write_model_card
@@ -79,7 +91,7 @@ def main() -> None:
     from sgdtam_pipe.pipeline.analyze import AnalyzeOptions
     from sgdtam_pipe.pipeline.dataset import build_dataset
     from sgdtam_pipe.pipeline.progress import ProgressHook
-    from sgdtam_pipe.pipeline.training import TrainingOptions, train_checkpoint
+    from sgdtam_pipe.pipeline.training import TrainingOptions, set_threads, train_checkpoint
 
     started = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -91,8 +103,13 @@ def main() -> None:
                             media_root=args.data, hook=hook)
     hook.close()
     log(f"dataset: {json.dumps(summary)} ({time.perf_counter() - started:.0f} s so far)")
+    if args.dataset_only:
+        return
+    set_threads(args.threads)
     options = TrainingOptions(preset="paper", epochs=args.epochs, seeds=(args.seed,), balance_groups=True,
-                              draws_per_group=DRAWS_PER_GROUP, composites=COMPOSITES, carriers=tuple(CARRIERS.items()))
+                              draws_per_group=DRAWS_PER_GROUP, composites=COMPOSITES, carriers=tuple(CARRIERS.items()),
+                              group_draws=tuple(GROUP_DRAWS.items()),
+                              pool_std=tuple(m for m in args.pool_std.split(",") if m))
     card = train_checkpoint(args.work / "dataset", args.out, options=options, resume=args.resume,
                             description=summary_line(rows), hook=hook)
     hook.close()

@@ -39,8 +39,9 @@ Each example carries only the modalities it really has.
 - **Splits.** MELD and FER2013 use their own train/dev folders; RAVDESS is split by actor (dev = actors
   {dev_actors}; actors 21-24 are withheld outside the repository for an independent test). All data is read in
   place from `../shared/data`, never copied into this repository.
-- **Sampling.** Every epoch draws {draws:,} examples from each source (balanced: the {ravdess_train} voices are not
-  drowned by the photos), with modality dropout {dropout}.
+- **Sampling.** Every epoch draws {draws} (balanced: the {ravdess_train} voices are not drowned by the photos),
+  with modality dropout {dropout}.
+- **Pooling.** {pooling}
 - **Composites.** {composites:,} training examples put real streams of different sources side by side (LA, LV, AV,
   LAV; `model/composites.py`): the label is the non-neutral evidence and no sense contradicts another. They are
   the only place the fusion head sees two informative senses at once; they are never used for validation.
@@ -150,7 +151,8 @@ def write_model_card(folder: Path) -> None:
     calibration = card["calibration"]
     text = TEMPLATE.format(
         seed=data["seed"], preset=data["preset"], parameters=card["parameters"], sources=_source_rows(card),
-        dev_actors=", ".join(f"{a:02d}" for a in sorted(RAVDESS_DEV_ACTORS)), draws=training["draws_per_group"],
+        dev_actors=", ".join(f"{a:02d}" for a in sorted(RAVDESS_DEV_ACTORS)), draws=_draws(training),
+        pooling=_pooling(card["config"]),
         ravdess_train=data["groups"]["train"].get("ravdess", 0), dropout=training["modality_dropout"],
         composites=training.get("composites", 0), epochs_run=training["epochs_run"],
         epochs_max=training["epochs_max"], stopped=training["stopped"], best_epoch=data["best_epoch"],
@@ -159,3 +161,18 @@ def write_model_card(folder: Path) -> None:
         bins=calibration["bins"], temperature=calibration["temperature"], ece_before=calibration["ece_before"],
         ece_after=calibration["ece_after"])
     atomic_write_bytes(folder / "MODEL_CARD.md", text.encode("utf-8"))
+
+
+def _draws(training: dict[str, Any]) -> str:
+    """"5,000 MELD sentences and 2,000 examples from each other source"-style wording of the epoch's draws."""
+    named = training.get("group_draws") or {}
+    each = f"{training['draws_per_group']:,} examples from each {'other ' if named else ''}source"
+    return ", ".join([*(f"{n:,} from {g}" for g, n in named.items()), each])
+
+
+def _pooling(config: dict[str, Any]) -> str:
+    with_std = config.get("pool_std") or []
+    if not with_std:
+        return "Each modality's aligned rows reach the head as their mean."
+    return (f"The head sees the mean of each modality's aligned rows, and for {', '.join(with_std)} also their standard "
+            "deviation: how a voice's frames (pitch, loudness) vary carries much of its emotion.")

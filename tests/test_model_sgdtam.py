@@ -152,8 +152,9 @@ def test_generated_modality_lives_on_the_anchor_grid_with_its_real_times():
         np.testing.assert_allclose(end[m][0].numpy(), clip.audio.end, atol=1e-6)
 
 
-def test_padding_does_not_change_a_clips_prediction():
-    model = tiny().eval()
+@pytest.mark.parametrize("pool_std", [(), MODALITIES], ids=["mean", "mean+std"])
+def test_padding_does_not_change_a_clips_prediction(pool_std):
+    model = tiny(pool_std=pool_std).eval()
     rng = np.random.default_rng(7)
     short = make_clip(rng, duration=1.0, name="short")
     long = make_clip(rng, duration=3.0, name="long")
@@ -338,3 +339,15 @@ def test_with_two_observed_the_generated_rows_take_the_first_grid_in_anchor_orde
     assert [(g.modality, g.anchor) for g in generated] == [("audio", "video")]
     _, _, start, _ = model._assemble(batch, inputs, generated)
     np.testing.assert_allclose(start["audio"][0].numpy(), clip.video.start, atol=1e-6)
+
+
+def test_std_pooling_widens_the_head_and_survives_the_config_round_trip():
+    config = SGDTAMConfig.preset("tiny", pool_std=["audio"])
+    assert config.pool_std == ("audio",)
+    assert SGDTAMConfig.from_json(config.to_json()) == config
+    older = {k: v for k, v in config.to_json().items() if k != "pool_std"}   # a checkpoint from before the field
+    assert SGDTAMConfig.from_json(older).pool_std == ()
+    d = config.d_model
+    assert SGDTAM(config).head[0].in_features == (len(MODALITIES) + 1) * d
+    with pytest.raises(ValueError, match="pool_std names unknown"):
+        SGDTAMConfig.preset("tiny", pool_std=("smell",))

@@ -83,6 +83,8 @@ def test_balanced_epochs_give_each_group_the_same_share():
         Counter(i for i in order if groups[i] == "voices") == {28: 7, 29: 8}
     assert sorted(epoch_order(30, torch.Generator().manual_seed(0))) == list(range(30))
     assert len(epoch_order(30, torch.Generator(), groups, draws_per_group=4)) == 8
+    weighted = epoch_order(30, torch.Generator().manual_seed(0), groups, draws_per_group=4, group_draws={"voices": 10})
+    assert Counter(groups[i] for i in weighted) == {"photos": 4, "voices": 10}
 
 
 def test_temperature_scaling_fixes_overconfidence():
