@@ -128,8 +128,19 @@ def restrict(clip: ClipFeatures, pattern: Sequence[str]) -> ClipFeatures:
     return ClipFeatures(clip.clip, **parts)
 
 
-def selection_metric(kind: str) -> tuple[str, bool]:
-    """The validation metric used for model selection and whether higher is better."""
+SELECTIONS = ("default", "group_accuracy")
+"""``default``: the kind's metric below; ``group_accuracy``: the mean over validation groups of their accuracy."""
+
+
+def selection_metric(kind: str, selection: str = "default") -> tuple[str, bool]:
+    """The validation metric used for model selection and whether higher is better.
+
+    ``group_accuracy`` (the mean of the per-group accuracies, Acc-2 for regression)
+    keeps a large source from deciding alone which epoch is kept."""
+    if selection == "group_accuracy":
+        return "group_accuracy", True
+    if selection != "default":
+        raise ValueError(f"unknown selection {selection!r}; choose one of: {', '.join(SELECTIONS)}")
     return ("mae", False) if kind == "regression" else ("f1_weighted", True)
 
 
@@ -171,9 +182,10 @@ def predict_batches(model: torch.nn.Module, clips: Sequence[ClipFeatures], label
 
 def evaluate(model: torch.nn.Module, clips: Sequence[ClipFeatures], labels: Sequence, *, batch_size: int = 64,
              patterns: Sequence[Sequence[str]] | None = None, hook: Hook | None = None,
-             step: str = "evaluate") -> dict[str, dict[str, Any]]:
+             step: str = "evaluate", groups: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """Metrics on ``clips`` as they are (``"all"``, with ``losses``: the mean of each loss term)
-    and, on request, per availability pattern.
+    and, on request, per availability pattern. With ``groups`` (one per clip) ``"all"`` also holds
+    ``by_group`` (``n`` and ``accuracy`` per group) and ``group_accuracy``, their unweighted mean.
 
     For a pattern, only clips holding all of its modalities take part; the
     others of each clip are masked out. Keys are the paper's names (L, AV, ...).
@@ -182,6 +194,14 @@ def evaluate(model: torch.nn.Module, clips: Sequence[ClipFeatures], labels: Sequ
     out = predict_batches(model, clips, labels, batch_size=batch_size, hook=hook, step=step)
     report = {"all": {**metrics_for(spec, out.outputs, out.labels), "loss": out.loss, "losses": out.terms,
                       "count": len(clips)}}
+    if groups is not None:
+        if len(groups) != len(clips):
+            raise ValueError(f"{len(groups)} groups for {len(clips)} clips")
+        hits, names = _hits(spec.kind, out.outputs, out.labels), np.asarray(groups)
+        by_group = {g: {"n": int((names == g).sum()), "accuracy": float(hits[names == g].mean())}
+                    for g in sorted(set(groups))}
+        report["all"]["by_group"] = by_group
+        report["all"]["group_accuracy"] = float(np.mean([v["accuracy"] for v in by_group.values()]))
     for pattern in patterns or ():
         chosen = [i for i, c in enumerate(clips) if all(usable(c.modality(m)) for m in pattern)]
         name = pattern_name(pattern)

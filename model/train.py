@@ -107,8 +107,13 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
           balance_groups: bool = False, draws_per_group: int | None = None,
           group_draws: Mapping[str, int] | None = None, normalise: bool = True,
           state_dir: str | Path | None = None, resume: bool = False, log_path: str | Path | None = None,
-          hook: Hook | None = None, verbose: bool = True, name: str = "") -> dict[str, Any]:
+          hook: Hook | None = None, verbose: bool = True, name: str = "", val_groups: Sequence[str] | None = None,
+          selection: str = "default") -> dict[str, Any]:
     """Fit ``model`` in place; returns the history (also written to ``log_path`` after every epoch).
+
+    ``selection="group_accuracy"`` selects on the mean of the per-group validation
+    accuracies (``val_groups``: one name per validation clip; model/metrics.py
+    ``selection_metric``) instead of the kind's default metric.
 
     ``groups`` (one name per training clip) with ``balance_groups`` gives
     balanced epochs (``group_draws``: the draws of named groups, model/sampling.py). ``name`` prefixes progress steps and epoch lines (e.g.
@@ -124,10 +129,14 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
                "groups": None if groups is None else hashlib.sha256("\n".join(groups).encode()).hexdigest(),
                "train": data_fingerprint(train_clips, train_labels), "val": data_fingerprint(val_clips, val_labels),
                "config": model.config.to_json()}
+    if selection != "default":     # (absent from older saved states, which stay resumable)
+        options["selection"] = selection
     config = model.config
     widths = {m: config.width(m) for m in MODALITIES}
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    metric, higher = selection_metric(config.label.kind)
+    metric, higher = selection_metric(config.label.kind, selection)
+    if metric == "group_accuracy" and val_groups is None:
+        raise UserError("selection on group_accuracy needs the validation groups (val_groups)")
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max" if higher else "min", factor=0.1,
                                                            patience=plateau_patience, threshold=0.0,
                                                            threshold_mode="abs")
@@ -181,7 +190,7 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
                     "message": f"loss {sums['loss'] / sums['clips']:.4f}"})
         train_seconds = time.perf_counter() - started
         val = evaluate(model, val_clips, val_labels, batch_size=2 * batch_size, hook=hook,
-                       step=f"{prefix}validate {epoch}/{epochs}")["all"]
+                       step=f"{prefix}validate {epoch}/{epochs}", groups=val_groups)["all"]
         value = val[metric]
         scheduler.step(value)
         seen = sums.pop("clips")
@@ -238,7 +247,9 @@ def epoch_line(record: dict[str, Any], metric: str, epochs: int, kind: str) -> s
     """One readable line about a finished epoch (see the module docstring)."""
     val = record["val"]
     shown = ("mae", "acc2_has0", "f1_has0", "corr") if kind == "regression" else ("accuracy", "f1_weighted")
+    shown += ("group_accuracy",)     # present when selecting on it
     scores = " ".join(f"{k} {val[k]:.4f}" for k in shown if isinstance(val.get(k), float))
+    scores += "".join(f" {g} {v['accuracy']:.4f}" for g, v in val.get("by_group", {}).items())
     return (f"epoch {record['epoch']:3d}/{epochs}  train loss {_terms(record['train_loss'], record['train_losses'])}"
             f"  val loss {_terms(val['loss'], val.get('losses', {}))}  val {scores}  (selects on {metric})"
             f"  lr {record['lr']:.1e}  {record['clips_per_s']:.0f} clips/s  {record['seconds']:.1f}s"

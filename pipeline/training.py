@@ -247,7 +247,7 @@ def _training_json(options: TrainingOptions, history: dict[str, Any], count: int
             "draws_per_group": options.draws_per_group, "group_draws": dict(options.group_draws),
             "train_examples": count,
             "composites": options.composites, "carriers": dict(options.carriers),
-            "folds": options.folds, "pool_std": list(options.pool_std)}
+            "folds": options.folds, "pool_std": list(options.pool_std), "selection": options.selection}
 
 
 class _Runner:
@@ -269,7 +269,8 @@ class _Runner:
                         plateau_patience=o.plateau_patience, modality_dropout=o.modality_dropout,
                         groups=train_split.groups, balance_groups=o.balance_groups,
                         draws_per_group=o.draws_per_group, state_dir=self._folder(name or f"seed {seed}"),
-                        group_draws=dict(o.group_draws), resume=self.resume, log_path=log_path, hook=self.hook,
+                        group_draws=dict(o.group_draws), val_groups=val_split.groups, selection=o.selection,
+                        resume=self.resume, log_path=log_path, hook=self.hook,
                         verbose=self.verbose, name=name)
         return model, history
 

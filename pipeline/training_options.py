@@ -30,6 +30,9 @@ class TrainingOptions:
     """``(group, modality)`` pairs: whose evidence each source group's label is, for the composites."""
     group_draws: tuple[tuple[str, int], ...] = ()
     """``(group, draws)`` pairs: a balanced epoch's draws from the named groups, instead of ``draws_per_group``."""
+    selection: str = "default"
+    """``default`` (weighted F1; MAE for regression) or ``group_accuracy``: the mean over the validation
+    split's groups of their accuracy, so the largest source does not pick the epoch alone."""
     pool_std: tuple[str, ...] = ()
     """Modalities whose head also pools the std over rows (model/config.py)."""
 

@@ -22,6 +22,9 @@ BASELINES = {"ravdess": "0.697 (eGeMAPS functionals + logistic regression, actor
              "meld": "0.664 (the previous, text-only starter)"}
 """Reference points from ``shared/baselines/README.md`` and the previous card (not measured by this script)."""
 
+SELECTED_ON = {"default": "dev weighted F1",
+               "group_accuracy": "the mean of the three sources' dev accuracies (each on the pattern it has)"}
+
 TEMPLATE = """# Starter checkpoint: SG-DTAM on text, voices and faces (3 classes)
 
 Made by `python scripts/make_starter_checkpoint.py` (seed {seed}, `{preset}` preset, {parameters:,} parameters).
@@ -46,7 +49,7 @@ Each example carries only the modalities it really has.
   LAV; `model/composites.py`): the label is the non-neutral evidence and no sense contradicts another. They are
   the only place the fusion head sees two informative senses at once; they are never used for validation.
 - **Inputs** are standardised per feature column with statistics fitted on the train split.
-- **Training** ran {epochs_run} of at most {epochs_max} epochs ({stopped}); the best epoch on dev weighted F1 was
+- **Training** ran {epochs_run} of at most {epochs_max} epochs ({stopped}); the best epoch on {selected_on} was
   {best_epoch} and its weights were kept. Epoch-by-epoch dev figures: `train_log.json`.
 
 ## Emotions → sentiment
@@ -153,6 +156,7 @@ def write_model_card(folder: Path) -> None:
         seed=data["seed"], preset=data["preset"], parameters=card["parameters"], sources=_source_rows(card),
         dev_actors=", ".join(f"{a:02d}" for a in sorted(RAVDESS_DEV_ACTORS)), draws=_draws(training),
         pooling=_pooling(card["config"]),
+        selected_on=SELECTED_ON[training.get("selection", "default")],
         ravdess_train=data["groups"]["train"].get("ravdess", 0), dropout=training["modality_dropout"],
         composites=training.get("composites", 0), epochs_run=training["epochs_run"],
         epochs_max=training["epochs_max"], stopped=training["stopped"], best_epoch=data["best_epoch"],

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from synthetic_clips import make_clip, make_dataset
 
+from sgdtam_pipe.core.errors import UserError
 from sgdtam_pipe.core.timeline import ClipFeatures, ExtractorIdentity, TimedFeatures
 from sgdtam_pipe.model.calibration import expected_calibration_error, fit_temperature
 from sgdtam_pipe.model.checkpoint import (
@@ -19,7 +20,8 @@ from sgdtam_pipe.model.checkpoint import (
     save_checkpoint,
 )
 from sgdtam_pipe.model.config import LabelSpec, SGDTAMConfig
-from sgdtam_pipe.model.metrics import classification_metrics, evaluate, pattern_name, pattern_report
+from sgdtam_pipe.model.metrics import (classification_metrics, evaluate, pattern_name, pattern_report,
+                                       selection_metric)
 from sgdtam_pipe.model.normalisation import column_stats
 from sgdtam_pipe.model.sampling import epoch_order
 from sgdtam_pipe.model.sgdtam import SGDTAM, predict
@@ -181,3 +183,20 @@ def test_checkpoints_from_before_normalisation_still_load(tmp_path: Path):
     model, _ = load_checkpoint(folder)
     assert float(model.temperature) == 1.0 and float(model.normalise.stats["text"].std.min()) == 1.0
     assert predict(model, clips[0]).score is not None
+
+
+def test_group_accuracy_is_the_unweighted_mean_of_each_groups_accuracy():
+    clips, labels = make_dataset(3, 12)
+    groups = ["big"] * 9 + ["small"] * 3
+    model = SGDTAM(SGDTAMConfig.preset("tiny")).eval()
+    report = evaluate(model, clips, labels, groups=groups)["all"]
+    for name, rows in (("big", slice(0, 9)), ("small", slice(9, 12))):
+        alone = evaluate(model, clips[rows], labels[rows])["all"]
+        assert report["by_group"][name] == {"n": len(clips[rows]), "accuracy": pytest.approx(alone["acc2_has0"])}
+    assert report["group_accuracy"] == pytest.approx(
+        (report["by_group"]["big"]["accuracy"] + report["by_group"]["small"]["accuracy"]) / 2)
+    assert selection_metric("classification", "group_accuracy") == ("group_accuracy", True)
+    with pytest.raises(ValueError, match="unknown selection"):
+        selection_metric("classification", "loudest")
+    with pytest.raises(UserError, match="val_groups"):
+        train(model, clips, labels, clips, labels, epochs=1, verbose=False, selection="group_accuracy")
