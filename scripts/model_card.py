@@ -27,7 +27,8 @@ SELECTED_ON = {"default": "dev weighted F1",
 
 TEMPLATE = """# Starter checkpoint: SG-DTAM on text, voices and faces (3 classes)
 
-Made by `python scripts/make_starter_checkpoint.py` (seed {seed}, `{preset}` preset, {parameters:,} parameters).
+Made by `python scripts/make_starter_checkpoint.py --threads {threads}` (seed {seed}, `{preset}` preset,
+{parameters:,} parameters; the same thread count rebuilds it bit for bit).
 Weights: `model.safetensors` (input normalisation and the calibration temperature included);
 machine-readable card: `card.json`; per-epoch log: `train_log.json`.
 
@@ -42,8 +43,8 @@ Each example carries only the modalities it really has.
 - **Splits.** MELD and FER2013 use their own train/dev folders; RAVDESS is split by actor (dev = actors
   {dev_actors}; actors 21-24 are withheld outside the repository for an independent test). All data is read in
   place from `../shared/data`, never copied into this repository.
-- **Sampling.** Every epoch draws {draws} (balanced: the {ravdess_train} voices are not drowned by the photos),
-  with modality dropout {dropout}.
+- **Sampling.** Every epoch draws {draws} (balanced: the {ravdess_train} voices are not
+  drowned by the photos), with modality dropout {dropout}.
 - **Pooling.** {pooling}
 - **Composites.** {composites:,} training examples put real streams of different sources side by side (LA, LV, AV,
   LAV; `model/composites.py`): the label is the non-neutral evidence and no sense contradicts another. They are
@@ -153,7 +154,7 @@ def write_model_card(folder: Path) -> None:
     (val,) = [v for k, v in card["metrics"].items() if k.startswith("validation")]
     calibration = card["calibration"]
     text = TEMPLATE.format(
-        seed=data["seed"], preset=data["preset"], parameters=card["parameters"], sources=_source_rows(card),
+        seed=data["seed"], threads=data["versions"]["torch_threads"], preset=data["preset"], parameters=card["parameters"], sources=_source_rows(card),
         dev_actors=", ".join(f"{a:02d}" for a in sorted(RAVDESS_DEV_ACTORS)), draws=_draws(training),
         pooling=_pooling(card["config"]),
         selected_on=SELECTED_ON[training.get("selection", "default")],
@@ -178,5 +179,5 @@ def _pooling(config: dict[str, Any]) -> str:
     with_std = config.get("pool_std") or []
     if not with_std:
         return "Each modality's aligned rows reach the head as their mean."
-    return (f"The head sees the mean of each modality's aligned rows, and for {', '.join(with_std)} also their standard "
-            "deviation: how a voice's frames (pitch, loudness) vary carries much of its emotion.")
+    return (f"The head sees the mean of each modality's aligned rows, and for {', '.join(with_std)} also their\n  "
+            "standard deviation: how a voice's frames (pitch, loudness) vary carries much of its emotion.")
