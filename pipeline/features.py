@@ -94,13 +94,21 @@ def _text(extractor: Extractor, recording: Recording, sha: str, cache: FeatureCa
     features = cache.get(sha, identity) if cache else None
     if stored is not None and features is not None:
         return features, Transcript.from_json(stored), True
-    threading.Thread(target=_warm_up, args=(extractor,), name="warm-up-text", daemon=True).start()
+    if recording.info.duration < WARM_UP_BEFORE_S:
+        threading.Thread(target=_warm_up, args=(extractor,), name="warm-up-text", daemon=True).start()
     transcript = _run_stage("text", extractor.transcribe, recording, hook=hook)
     features = _run_stage("text", extractor.embed, transcript, hook=hook)
     if cache:
         cache.put_json(sha, identity, "transcript", transcript.to_json())
         cache.put(sha, identity, features)
     return features, transcript, False
+
+
+WARM_UP_BEFORE_S = 900.0
+"""Recordings shorter than this load the token encoder while Whisper runs (a cold analyze of the 60 s GRID loop, back to
+back: 16.8 s without, 14.5 s with); longer ones load it after recognition, because together with Whisper's peak
+it raised the 60-minute audio file's peak memory from 1.41 GB to 1.73 GB, and a fixed few seconds matter little
+there."""
 
 
 def _warm_up(extractor: Extractor) -> None:
