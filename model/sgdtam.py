@@ -163,9 +163,8 @@ class SGDTAM(nn.Module):
         mean = masked_mean(rows, keys)
         if modality not in self.config.pool_std:
             return mean
-        w = keys.unsqueeze(-1).float()                                       # [B, T, 1]
-        var = (((rows - mean.unsqueeze(1)) ** 2) * w).sum(1) / w.sum(1).clamp(min=1.0)
-        std = torch.sqrt(var + 1e-6) * (w.sum(1) > 0).float()               # eps: finite gradient at var 0
+        var = masked_mean((rows - mean.unsqueeze(1)) ** 2, keys)
+        std = torch.sqrt(var + 1e-6) * keys.any(1, keepdim=True).float()    # eps: finite gradient at var 0
         return torch.cat([mean, std], dim=-1)
 
     def _inputs(self, batch: Batch) -> _Inputs:
