@@ -108,8 +108,13 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
           group_draws: Mapping[str, int] | None = None, normalise: bool = True,
           state_dir: str | Path | None = None, resume: bool = False, log_path: str | Path | None = None,
           hook: Hook | None = None, verbose: bool = True, name: str = "", val_groups: Sequence[str] | None = None,
-          selection: str = "default") -> dict[str, Any]:
+          selection: str = "default", average: float = 0.0) -> dict[str, Any]:
     """Fit ``model`` in place; returns the history (also written to ``log_path`` after every epoch).
+
+    ``average`` > 0 keeps an exponential moving average of the weights
+    (decay ``average`` per optimizer step): that average is what each epoch
+    validates and what is kept, since one step's weights swing more from
+    epoch to epoch than the average of the last few hundred.
 
     ``selection="group_accuracy"`` selects on the mean of the per-group validation
     accuracies (``val_groups``: one name per validation clip; model/metrics.py
@@ -131,6 +136,8 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
                "config": model.config.to_json()}
     if selection != "default":     # (absent from older saved states, which stay resumable)
         options["selection"] = selection
+    if average:
+        options["average"] = average
     config = model.config
     widths = {m: config.width(m) for m in MODALITIES}
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -157,6 +164,8 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
             model.normalise.fit(train_clips)
         history = {"config": config.to_json(), "seed": seed, "selection": metric, "epochs": []}
         best_value, best_state, best_epoch, stale, start = None, None, -1, 0, 0
+    averaged = moving_average(model, average, saved.average if saved is not None else None)
+    validated = averaged.module if averaged is not None else model
     prefix = f"{name} " if name else ""
     for epoch in range(start + 1, epochs + 1):
         if stale >= patience:
@@ -181,6 +190,8 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             for k, v in {"loss": float(loss.detach()), **output.losses}.items():
                 sums[k] = sums.get(k, 0.0) + v * len(rows)
             sums["clips"] = sums.get("clips", 0.0) + len(rows)
@@ -189,7 +200,7 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
                     "done": int(sums["clips"]), "total": len(order), "unit": "clips",
                     "message": f"loss {sums['loss'] / sums['clips']:.4f}"})
         train_seconds = time.perf_counter() - started
-        val = evaluate(model, val_clips, val_labels, batch_size=2 * batch_size, hook=hook,
+        val = evaluate(validated, val_clips, val_labels, batch_size=2 * batch_size, hook=hook,
                        step=f"{prefix}validate {epoch}/{epochs}", groups=val_groups)["all"]
         value = val[metric]
         scheduler.step(value)
@@ -203,13 +214,13 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
         improved = best_value is None or (value > best_value if higher else value < best_value)
         if improved:
             best_value, best_epoch, stale = value, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in validated.state_dict().items()}
         else:
             stale += 1
         history.update(best_epoch=best_epoch, best={metric: best_value})
         if state_dir is not None:
             save_state(state_dir, capture(epoch, model, best_state, best_value, best_epoch, stale, history,
-                                          optimizer, scheduler, generator, options))
+                                          optimizer, scheduler, generator, options, averaged))
         if log_path is not None:
             atomic_write_json(log_path, history)
         if verbose:
@@ -219,6 +230,20 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+def moving_average(model: SGDTAM, decay: float,
+                   saved: Mapping[str, torch.Tensor] | None) -> torch.optim.swa_utils.AveragedModel | None:
+    """The EMA of ``model``'s weights and buffers (None when ``decay`` is 0), restored from ``saved`` if given."""
+    if not decay:
+        return None
+    if not 0 < decay < 1:
+        raise UserError(f"the weight average's decay must be in (0, 1), got {decay}")
+    averaged = torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True)
+    if saved is not None:
+        averaged.load_state_dict(saved)
+    return averaged
 
 
 def _check_inputs(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequence,

@@ -1,7 +1,7 @@
 """The resumable state of a training run: safetensors for every tensor, JSON for the rest; nothing pickled.
 
 After each epoch :func:`save_state` writes ``state-<epoch>.safetensors``
-(current and best weights, the optimizer's moment tensors, the torch and
+(current and best weights, the weights' moving average if kept, the optimizer's moment tensors, the torch and
 sampling-generator RNG states, numpy's Mersenne-Twister key) and then
 ``state.json`` (epoch, early-stopping counters, history, optimizer groups,
 scheduler, Python's RNG state, the run's options and the sha256 of the
@@ -51,15 +51,19 @@ class TrainState:
     scheduler: dict[str, Any]
     generator: torch.Tensor
     options: dict[str, Any]
+    average: dict[str, torch.Tensor] | None = None
+    """The moving average's state (``AveragedModel.state_dict()``) when the run keeps one."""
 
 
 def capture(epoch: int, model: torch.nn.Module, best: Mapping[str, torch.Tensor] | None, best_value: float | None,
             best_epoch: int, stale: int, history: dict[str, Any], optimizer: torch.optim.Optimizer,
-            scheduler: Any, generator: torch.Generator, options: dict[str, Any]) -> TrainState:
+            scheduler: Any, generator: torch.Generator, options: dict[str, Any],
+            average: torch.nn.Module | None = None) -> TrainState:
     """The state after ``epoch`` (tensors copied, so later steps do not change it)."""
     weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    averaged = None if average is None else {k: v.detach().clone() for k, v in average.state_dict().items()}
     return TrainState(epoch, weights, None if best is None else dict(best), best_value, best_epoch, stale, history,
-                      optimizer.state_dict(), scheduler.state_dict(), generator.get_state(), options)
+                      optimizer.state_dict(), scheduler.state_dict(), generator.get_state(), options, averaged)
 
 
 def save_state(folder: str | Path, state: TrainState) -> None:
@@ -67,6 +71,7 @@ def save_state(folder: str | Path, state: TrainState) -> None:
     folder = Path(folder)
     tensors = {f"model/{k}": v for k, v in state.model.items()}
     tensors.update({f"best/{k}": v for k, v in (state.best or {}).items()})
+    tensors.update({f"average/{k}": v for k, v in (state.average or {}).items()})
     optimizer_keys: dict[str, list[str]] = {}
     for index, slots in state.optimizer["state"].items():
         optimizer_keys[str(index)] = sorted(slots)
@@ -143,11 +148,11 @@ def load_state(folder: str | Path) -> TrainState | None:
     return TrainState(int(data["epoch"]), section["model"], section["best"] if data["has_best"] else None,
                       data["best_value"], int(data["best_epoch"]), int(data["stale"]), data["history"],
                       {"state": optimizer_state, "param_groups": data["optimizer_groups"]}, _decode_floats(data["scheduler"]),
-                      section["rng"]["generator"], data["options"])
+                      section["rng"]["generator"], data["options"], section["average"] or None)
 
 
 def _sections(tensors: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
-    out: dict[str, dict[str, torch.Tensor]] = {"model": {}, "best": {}, "optimizer": {}, "rng": {}}
+    out: dict[str, dict[str, torch.Tensor]] = {"model": {}, "best": {}, "optimizer": {}, "rng": {}, "average": {}}
     for key, value in tensors.items():
         head, _, rest = key.partition("/")
         out[head][rest] = value

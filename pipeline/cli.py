@@ -413,13 +413,17 @@ def _seed_list(ctx: click.Context, param: click.Parameter, value: str | None) ->
               help="Give every example group (source) the same share of each epoch.")
 @click.option("--draws-per-group", type=click.IntRange(1), help="Draws per group per epoch "
               "(default: examples / groups, so an epoch keeps the dataset's size).")
+@click.option("--average", type=click.FloatRange(0, 1, max_open=True), default=TrainingOptions.average,
+              show_default=True, help="Validate and keep a moving average of the weights with this decay per "
+                                      "step, e.g. 0.999 (0: the last step's weights).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in OUT (same options and data).")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (default: see the README).")
 @click.option("--quiet", is_flag=True, help="No progress and no epoch lines on stderr; only the JSON result.")
 @reports_user_errors
 def train(dataset: Path, out_dir: Path, preset: str, epochs: int, seed: int, seeds: tuple[int, ...] | None,
           folds: int, batch_size: int, lr: float, patience: int, plateau_patience: int, modality_dropout: float,
-          balance_groups: bool, draws_per_group: int | None, resume: bool, threads: int | None, quiet: bool) -> None:
+          balance_groups: bool, draws_per_group: int | None, average: float, resume: bool, threads: int | None,
+          quiet: bool) -> None:
     """Train a checkpoint on DATASET's train split, selected on its validation split.
 
     Progress and one line per epoch go to stderr; stdout gets one JSON document.
@@ -430,7 +434,7 @@ def train(dataset: Path, out_dir: Path, preset: str, epochs: int, seed: int, see
     options = TrainingOptions(preset=preset, epochs=epochs, seeds=seeds or (seed,), folds=folds,
                               batch_size=batch_size, lr=lr, patience=patience, plateau_patience=plateau_patience,
                               modality_dropout=modality_dropout, balance_groups=balance_groups,
-                              draws_per_group=draws_per_group)
+                              draws_per_group=draws_per_group, average=average)
     hook = _progress(quiet)
     try:
         card = train_checkpoint(dataset, out_dir, options=options, resume=resume, hook=hook,

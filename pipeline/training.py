@@ -241,13 +241,14 @@ def _counts(values: Sequence[str]) -> dict[str, int]:
 
 def _training_json(options: TrainingOptions, history: dict[str, Any], count: int) -> dict[str, Any]:
     return {"epochs_max": options.epochs, "epochs_run": len(history["epochs"]), "stopped": history.get("stopped"),
-            "selection": history.get("selection"), "lr": options.lr, "batch_size": options.batch_size,
+            "lr": options.lr, "batch_size": options.batch_size,
             "patience": options.patience, "plateau_patience": options.plateau_patience,
             "modality_dropout": options.modality_dropout, "balance_groups": options.balance_groups,
             "draws_per_group": options.draws_per_group, "group_draws": dict(options.group_draws),
             "train_examples": count,
             "composites": options.composites, "carriers": dict(options.carriers),
-            "folds": options.folds, "pool_std": list(options.pool_std), "selection": options.selection}
+            "folds": options.folds, "pool_std": list(options.pool_std), "selection": options.selection,
+            "average": options.average}
 
 
 class _Runner:
@@ -270,7 +271,7 @@ class _Runner:
                         groups=train_split.groups, balance_groups=o.balance_groups,
                         draws_per_group=o.draws_per_group, state_dir=self._folder(name or f"seed {seed}"),
                         group_draws=dict(o.group_draws), val_groups=val_split.groups, selection=o.selection,
-                        resume=self.resume, log_path=log_path, hook=self.hook,
+                        average=o.average, resume=self.resume, log_path=log_path, hook=self.hook,
                         verbose=self.verbose, name=name)
         return model, history
 

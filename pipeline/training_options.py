@@ -35,9 +35,13 @@ class TrainingOptions:
     split's groups of their accuracy, so the largest source does not pick the epoch alone."""
     pool_std: tuple[str, ...] = ()
     """Modalities whose head also pools the std over rows (model/config.py)."""
+    average: float = 0.0
+    """Decay per step of the moving average of the weights that is validated and kept (0: none; model/train.py)."""
 
     def __post_init__(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise UserError(f"give one or more different seeds, got {list(self.seeds)}")
         if self.folds == 1 or self.folds < 0:
             raise UserError(f"--folds must be 0 (none) or at least 2, got {self.folds}")
+        if not 0 <= self.average < 1:
+            raise UserError(f"--average must be 0 (none) or a decay below 1, got {self.average}")

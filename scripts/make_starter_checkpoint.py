@@ -44,6 +44,9 @@ largely in how its frames vary."""
 SELECTION = "group_accuracy"
 """Keep the epoch with the best mean of the three sources' dev accuracies: on weighted F1 over all dev
 examples, FER2013's 3,000 photos pick the epoch and the 208 voices hardly count."""
+AVERAGE = 0.999
+"""Decay per step of the weights' moving average that is validated and kept (model/train.py): about the
+last 1,000 steps (three epochs), so the kept epoch is less the luck of one step on 208 dev voices."""
 COMPOSITES = 6000
 """Composite LA/LV/AV/LAV examples (model/composites.py): the only place the fusion head sees two senses at once."""
 CARRIERS = {"meld": "text", "ravdess": "audio", "fer2013": "video"}
@@ -87,6 +90,7 @@ def main() -> None:
                         "a bit-identical rebuild needs the count in card.json's torch_threads.")
     parser.add_argument("--selection", default=SELECTION, choices=("default", "group_accuracy"),
                         help="Which dev figure keeps an epoch (model/metrics.py selection_metric).")
+    parser.add_argument("--average", type=float, default=AVERAGE, help="Weight-average decay per step (0: none).")
     parser.add_argument("--dataset-only", action="store_true", help="Build the labels and dataset, then stop.")
     args = parser.parse_args()
 
@@ -114,7 +118,7 @@ def main() -> None:
     options = TrainingOptions(preset="paper", epochs=args.epochs, seeds=(args.seed,), balance_groups=True,
                               draws_per_group=DRAWS_PER_GROUP, composites=COMPOSITES, carriers=tuple(CARRIERS.items()),
                               group_draws=tuple(GROUP_DRAWS.items()),
-                              pool_std=tuple(m for m in args.pool_std.split(",") if m), selection=args.selection)
+                              pool_std=tuple(m for m in args.pool_std.split(",") if m), selection=args.selection, average=args.average)
     card = train_checkpoint(args.work / "dataset", args.out, options=options, resume=args.resume,
                             description=summary_line(rows), hook=hook)
     hook.close()

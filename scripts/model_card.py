@@ -51,7 +51,7 @@ Each example carries only the modalities it really has.
   the only place the fusion head sees two informative senses at once; they are never used for validation.
 - **Inputs** are standardised per feature column with statistics fitted on the train split.
 - **Training** ran {epochs_run} of at most {epochs_max} epochs ({stopped}); the best epoch on {selected_on} was
-  {best_epoch} and its weights were kept. Epoch-by-epoch dev figures: `train_log.json`.
+  {best_epoch} and its {kept} were kept. Epoch-by-epoch dev figures: `train_log.json`.
 
 ## Emotions → sentiment
 
@@ -157,7 +157,7 @@ def write_model_card(folder: Path) -> None:
         seed=data["seed"], threads=data["versions"]["torch_threads"], preset=data["preset"], parameters=card["parameters"], sources=_source_rows(card),
         dev_actors=", ".join(f"{a:02d}" for a in sorted(RAVDESS_DEV_ACTORS)), draws=_draws(training),
         pooling=_pooling(card["config"]),
-        selected_on=SELECTED_ON[training.get("selection", "default")],
+        selected_on=SELECTED_ON[training.get("selection", "default")], kept=_kept(training),
         ravdess_train=data["groups"]["train"].get("ravdess", 0), dropout=training["modality_dropout"],
         composites=training.get("composites", 0), epochs_run=training["epochs_run"],
         epochs_max=training["epochs_max"], stopped=training["stopped"], best_epoch=data["best_epoch"],
@@ -173,6 +173,14 @@ def _draws(training: dict[str, Any]) -> str:
     named = training.get("group_draws") or {}
     each = f"{training['draws_per_group']:,} examples from each {'other ' if named else ''}source"
     return ", ".join([*(f"{n:,} from {g}" for g, n in named.items()), each])
+
+
+def _kept(training: dict[str, Any]) -> str:
+    decay = training.get("average") or 0
+    if not decay:
+        return "weights"
+    return (f"weights' moving average (decay {decay} per step: about the last {round(1 / (1 - decay)):,} steps, "
+            "validated every epoch in place of the last step's weights)")
 
 
 def _pooling(config: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ from sgdtam_pipe.model.metrics import (classification_metrics, evaluate, pattern
 from sgdtam_pipe.model.normalisation import column_stats
 from sgdtam_pipe.model.sampling import epoch_order
 from sgdtam_pipe.model.sgdtam import SGDTAM, predict
-from sgdtam_pipe.model.train import build_model, train
+from sgdtam_pipe.model.train import build_model, moving_average, train
 
 torch.set_num_threads(1)
 
@@ -200,3 +200,32 @@ def test_group_accuracy_is_the_unweighted_mean_of_each_groups_accuracy():
         selection_metric("classification", "loudest")
     with pytest.raises(UserError, match="val_groups"):
         train(model, clips, labels, clips, labels, epochs=1, verbose=False, selection="group_accuracy")
+
+
+def test_moving_average_blends_the_steps_and_is_what_training_keeps():
+    model = torch.nn.Linear(2, 1)
+    averaged = moving_average(model, 0.75, None)
+    first = model.weight.detach().clone()
+    averaged.update_parameters(model)                 # the first update copies
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    averaged.update_parameters(model)
+    assert torch.allclose(averaged.module.weight, 0.75 * first + 0.25 * (first + 1.0))
+    with pytest.raises(UserError, match="decay"):
+        moving_average(model, 1.0, None)
+
+    clips, labels = make_dataset(4, 32)
+    steps: list[dict[str, torch.Tensor]] = []
+    model = build_model(SGDTAMConfig.preset("tiny"), 0)
+
+    def after_each_step(step: str, info: dict) -> None:
+        if step.startswith("epoch"):
+            steps.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+    train(model, clips, labels, clips, labels, epochs=1, lr=5e-2, batch_size=4, verbose=False, average=0.999999,
+          hook=after_each_step)
+    kept = model.state_dict()                     # nearly 1: the average stays at the first step's weights
+    assert len(steps) == 8
+    for name, first_step in steps[0].items():
+        if first_step.is_floating_point():
+            assert torch.allclose(kept[name], first_step, atol=1e-4), name
+    assert any(not torch.allclose(steps[-1][k], steps[0][k], atol=1e-3) for k in kept)

@@ -84,8 +84,10 @@ def test_untrained_modalities_get_no_spec_and_are_hidden_at_analysis(tmp_path: P
     assert scorer.score([shown])[0].observed == ("text",)
 
 
-def test_resume_after_an_interruption_ends_like_an_uninterrupted_run(dataset: Path, tmp_path: Path) -> None:
-    options = {**TINY, "epochs": 4, "patience": 4, "seed": 1}
+@pytest.mark.parametrize("average", [0.0, 0.9], ids=["last-weights", "moving-average"])
+def test_resume_after_an_interruption_ends_like_an_uninterrupted_run(dataset: Path, tmp_path: Path,
+                                                                     average: float) -> None:
+    options = {**TINY, "epochs": 4, "patience": 4, "seed": 1, "average": average}
     train_checkpoint(dataset, tmp_path / "whole", verbose=False, **options)
 
     def stop_in_epoch_3(step: str, info: dict) -> None:
