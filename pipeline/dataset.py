@@ -331,7 +331,7 @@ def _clip_features(row: LabelRow, build: _Build) -> tuple[ClipFeatures, list[str
         warnings.append(f"segment ends at {row.end:g} s, past the clip's end ({duration:g} s): cut there")
     if row.start is not None or row.end is not None:
         features = features.crop(row.start or 0.0, row.end if row.end is not None else float("inf"))
-    return features, warnings, all(extracted.cached.values())
+    return features, warnings, all(c for c in extracted.cached.values() if c is not None)
 
 
 def _heartbeat(build: _Build, row: LabelRow) -> Hook | None:

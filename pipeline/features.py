@@ -57,7 +57,8 @@ class ExtractedClip:
     info: MediaInfo
     transcript: Any | None  # extractors.text.transcript.Transcript, None when there is no text stream
     timings: dict[str, float] = field(default_factory=dict)
-    cached: dict[str, bool] = field(default_factory=dict)
+    cached: dict[str, bool | None] = field(default_factory=dict)
+    """Per modality: from the cache, computed (False), or neither (None: a photo's text and audio)."""
 
 
 def build_extractors(settings: ExtractionSettings) -> dict[str, Extractor]:
@@ -158,7 +159,7 @@ def extract_clip(path: str | Path, settings: ExtractionSettings, *, cache: Featu
         stages = {m: functools.partial(_stage, m, extractors[m], recording, sha, cache, hook) for m in MODALITIES}
         outcomes = run_concurrently(stages) if parallel else {m: _outcome(work) for m, work in stages.items()}
     results: dict[str, ModalityResult] = {}
-    cached: dict[str, bool] = {}
+    cached: dict[str, bool | None] = {}
     transcript = None
     for modality in MODALITIES:
         value, error = outcomes[modality]
@@ -166,20 +167,21 @@ def extract_clip(path: str | Path, settings: ExtractionSettings, *, cache: Featu
             raise error
         results[modality], stage_transcript, cached[modality], timings[modality] = value
         transcript = stage_transcript if modality == "text" else transcript
-        log.debug("%s: %s %s in %.2f s", path.name, modality, "from the cache" if cached[modality] else "computed",
-                  timings[modality])
+        how = {True: "from the cache", False: "computed", None: "not extracted (still image)"}[cached[modality]]
+        log.debug("%s: %s %s in %.2f s", path.name, modality, how, timings[modality])
     return ExtractedClip(ClipFeatures(clip, **results), info, transcript, timings, cached)
 
 
 def _stage(modality: str, extractor: Extractor, recording: Recording, sha: str, cache: FeatureCache | None,
-           hook: Hook | None) -> tuple[ModalityResult, Any, bool, float]:
-    """``(result, transcript or None, from_cache, seconds)`` for one modality of one clip."""
+           hook: Hook | None) -> tuple[ModalityResult, Any, bool | None, float]:
+    """``(result, transcript or None, from_cache, seconds)`` for one modality of one clip (``from_cache``
+    None: nothing was looked up or computed)."""
     if hook:
         hook(modality, {})
     started = time.perf_counter()
     transcript = None
     if recording.info.still and modality != "video":
-        result, cached = MissingModality("still image", extractor.identity()), False
+        result, cached = MissingModality("still image", extractor.identity()), None
     elif modality == "text":
         result, transcript, cached = _text(extractor, recording, sha, cache, hook)
     else:

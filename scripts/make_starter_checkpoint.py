@@ -143,4 +143,9 @@ def log(message: str) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    main()
+    from sgdtam_pipe.core.errors import UserError
+    try:
+        main()
+    except UserError as error:      # e.g. another run is writing the dataset: one line, not a traceback
+        log(f"error: {error}")
+        sys.exit(2)

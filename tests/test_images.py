@@ -18,7 +18,9 @@ from sgdtam_pipe.extractors.face.landmarker import FaceExtractor
 from sgdtam_pipe.model.checkpoint import feature_spec_from_clips, save_checkpoint
 from sgdtam_pipe.model.config import LabelSpec, SGDTAMConfig
 from sgdtam_pipe.model.sgdtam import SGDTAM
+from sgdtam_pipe.pipeline.analyze import AnalyzeOptions
 from sgdtam_pipe.pipeline.cli import main
+from sgdtam_pipe.pipeline.dataset import build_dataset
 from sgdtam_pipe.pipeline.features import (
     ExtractionSettings,
     build_extractors,
@@ -91,6 +93,16 @@ def test_extract_clip_runs_no_speech_or_acoustic_extractor_on_a_photo(photos, mo
     assert clip.features.text.reason == clip.features.audio.reason == "still image"
     assert clip.transcript is None and clip.info.duration == pytest.approx(0.1) == clip.features.clip.duration
     assert clip.features.video.end[0] == pytest.approx(0.1)
+
+
+def test_a_photo_dataset_rebuilt_elsewhere_comes_from_the_feature_cache(photos, tmp_path):
+    """A photo's text and audio are neither cached nor computed, so they must not make it count as computed."""
+    (tmp_path / "labels.csv").write_text(f"clip,label,split\n{photos['face']},negative,train\n", "utf-8")
+    options = AnalyzeOptions(cache_dir=tmp_path / "cache")
+    first = build_dataset(tmp_path / "labels.csv", tmp_path / "a", options)
+    again = build_dataset(tmp_path / "labels.csv", tmp_path / "b", options)
+    assert (first["computed"], first["cached"]) == (1, 0)
+    assert (again["computed"], again["cached"]) == (0, 1)
 
 
 @pytest.fixture(scope="module")
