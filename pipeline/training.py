@@ -175,7 +175,8 @@ def train_checkpoint(dataset: str | Path, out_dir: str | Path, *, options: Train
     if options.composites:
         train_split = with_composites(train_split, options)
     val_split, left_out = _usable(val_split, [hide_untrained(specs, c) for c in val_split.clips])
-    config = SGDTAMConfig.preset(options.preset, label=label, pool_std=options.pool_std,
+    width = {"d_model": options.d_model} if options.d_model else {}
+    config = SGDTAMConfig.preset(options.preset, label=label, pool_std=options.pool_std, **width,
                                  **{f"{m}_dim": specs[m].width if m in specs else UNTRAINED_WIDTH for m in MODALITIES})
     state = out_dir / STATE
     if resume and not state.exists():

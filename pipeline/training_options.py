@@ -35,6 +35,8 @@ class TrainingOptions:
     split's groups of their accuracy, so the largest source does not pick the epoch alone."""
     pool_std: tuple[str, ...] = ()
     """Modalities whose head also pools the std over rows (model/config.py)."""
+    d_model: int | None = None
+    """The network's width (model/config.py; None: the preset's)."""
     average: float = 0.0
     """Decay per step of the moving average of the weights that is validated and kept (0: none; model/train.py)."""
 

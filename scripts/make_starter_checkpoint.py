@@ -90,6 +90,7 @@ def main() -> None:
                         "a bit-identical rebuild needs the count in card.json's torch_threads.")
     parser.add_argument("--selection", default=SELECTION, choices=("default", "group_accuracy"),
                         help="Which dev figure keeps an epoch (model/metrics.py selection_metric).")
+    parser.add_argument("--d-model", type=int, help="Network width (default: the paper preset's).")
     parser.add_argument("--average", type=float, default=AVERAGE, help="Weight-average decay per step (0: none).")
     parser.add_argument("--dataset-only", action="store_true", help="Build the labels and dataset, then stop.")
     args = parser.parse_args()
@@ -118,7 +119,8 @@ def main() -> None:
     options = TrainingOptions(preset="paper", epochs=args.epochs, seeds=(args.seed,), balance_groups=True,
                               draws_per_group=DRAWS_PER_GROUP, composites=COMPOSITES, carriers=tuple(CARRIERS.items()),
                               group_draws=tuple(GROUP_DRAWS.items()),
-                              pool_std=tuple(m for m in args.pool_std.split(",") if m), selection=args.selection, average=args.average)
+                              pool_std=tuple(m for m in args.pool_std.split(",") if m), selection=args.selection, average=args.average,
+                              d_model=args.d_model)
     card = train_checkpoint(args.work / "dataset", args.out, options=options, resume=args.resume,
                             description=summary_line(rows), hook=hook)
     hook.close()
