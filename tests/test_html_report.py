@@ -71,6 +71,12 @@ def test_grid_report_follows_the_clock_in_a_real_browser(browser, grid_result, g
     assert f"{grid_result.segments[segment].score.score:+.2f} {grid_result.segments[segment].score.polarity}" \
         in shown["segmentText"]
 
+    overall = grid_result.to_json()["overall"]
+    marked = browser.evaluate("[document.getElementById('overall').textContent, "
+                              "document.querySelectorAll('#overall .unvalidated').length]")
+    assert (f"route {overall['pattern']}" in marked[0]) and marked[1] == (0 if overall["validated"] else 1)
+    assert ("UNVALIDATED" in marked[0]) == (not overall["validated"])
+
     before = grid_result.segments[0].start / 2  # before anyone speaks
     shown = browser.evaluate(f"window.sgdtamReport.seek({before}).then(() => window.sgdtamReport.state())")
     assert shown["word"] is None and shown["segment"] == -1

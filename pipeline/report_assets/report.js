@@ -33,6 +33,17 @@
   const signed = (v) => (v === null || v === undefined ? "n/a" : (v >= 0 ? "+" : "") + v.toFixed(2));
   const secs = (t) => t.toFixed(2) + " s";
 
+  // "" when the analysis says nothing about validation (older results)
+  function validation(s) {
+    if (s.validated === false) return "UNVALIDATED route " + s.pattern + ": the checkpoint was never checked on it";
+    if (s.validated === true) return "validated route " + s.pattern +
+      (typeof s.dev_accuracy === "number" ? " (dev accuracy " + s.dev_accuracy.toFixed(2) + ")" : "");
+    return "";
+  }
+  function validationNode(s) {
+    const text = validation(s);
+    return node("span", { class: s.validated === false ? "unvalidated" : "reason" }, text ? " · " + text : "");
+  }
   function scoreLine(s) {
     const conf = s.confidence === null || s.confidence === undefined ? "" : " (confidence " + s.confidence.toFixed(2) + ")";
     return signed(s.score) + " " + s.polarity + conf;
@@ -183,8 +194,10 @@
   // --- the clip's modalities ---------------------------------------------------
   function buildSummary() {
     const o = data.overall;
-    document.getElementById("overall").textContent = "overall " + scoreLine(o) + " · " + secs(data.duration) +
+    const overall = document.getElementById("overall");
+    overall.textContent = "overall " + scoreLine(o) + " · " + secs(data.duration) +
       " · " + data.segments.length + " segment" + (data.segments.length === 1 ? "" : "s") + " · route " + (o.route || "none");
+    overall.appendChild(validationNode(o));
     const list = document.getElementById("modalities");
     MODALITIES.forEach((m) => {
       const entry = data.modalities[m];
@@ -245,7 +258,9 @@
       row.append(node("span", { class: "chip " + a.state }, m + ": " + a.state), node("span", { class: "reason" }, a.reason || ""));
       panel.appendChild(row);
     });
-    panel.appendChild(node("div", { class: "reason" }, "route " + s.route));
+    const route = node("div", { class: "reason" }, "route " + s.route);
+    route.appendChild(validationNode(s));
+    panel.appendChild(route);
   }
   function seek(t) {
     const target = Math.min(Math.max(Number(t) || 0, 0), duration);
