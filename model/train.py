@@ -200,6 +200,8 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
                     "done": int(sums["clips"]), "total": len(order), "unit": "clips",
                     "message": f"loss {sums['loss'] / sums['clips']:.4f}"})
         train_seconds = time.perf_counter() - started
+        if averaged is not None:
+            live_buffers(averaged.module, model)
         val = evaluate(validated, val_clips, val_labels, batch_size=2 * batch_size, hook=hook,
                        step=f"{prefix}validate {epoch}/{epochs}", groups=val_groups)["all"]
         value = val[metric]
@@ -234,16 +236,28 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
 
 def moving_average(model: SGDTAM, decay: float,
                    saved: Mapping[str, torch.Tensor] | None) -> torch.optim.swa_utils.AveragedModel | None:
-    """The EMA of ``model``'s weights and buffers (None when ``decay`` is 0), restored from ``saved`` if given."""
+    """The EMA of ``model``'s parameters (None when ``decay`` is 0), restored from ``saved`` if given.
+
+    Buffers are not averaged: the input statistics and temperature do not
+    change in training, and a blend of MINE bank rows or ring indices would
+    mean nothing; :func:`live_buffers` copies them over before each validation.
+    """
     if not decay:
         return None
     if not 0 < decay < 1:
         raise UserError(f"the weight average's decay must be in (0, 1), got {decay}")
     averaged = torch.optim.swa_utils.AveragedModel(
-        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True)
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=False)
     if saved is not None:
         averaged.load_state_dict(saved)
     return averaged
+
+
+@torch.no_grad()
+def live_buffers(target: torch.nn.Module, model: torch.nn.Module) -> None:
+    """Copy ``model``'s buffers (the MINE bank and its ring index among them) into ``target``."""
+    for mine, live in zip(target.buffers(), model.buffers(), strict=True):
+        mine.copy_(live)
 
 
 def _check_inputs(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequence,
