@@ -423,8 +423,8 @@ def _seed_list(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @reports_user_errors
 def train(dataset: Path, out_dir: Path, preset: str, epochs: int, seed: int, seeds: tuple[int, ...] | None,
           folds: int, batch_size: int, lr: float, patience: int, plateau_patience: int, modality_dropout: float,
-          balance_groups: bool, draws_per_group: int | None, d_model: int | None, average: float, resume: bool, threads: int | None,
-          quiet: bool) -> None:
+          balance_groups: bool, draws_per_group: int | None, d_model: int | None, average: float, resume: bool,
+          threads: int | None, quiet: bool) -> None:
     """Train a checkpoint on DATASET's train split, selected on its validation split.
 
     Progress and one line per epoch go to stderr; stdout gets one JSON document.

@@ -121,8 +121,8 @@ def main() -> None:
     options = TrainingOptions(preset="paper", epochs=args.epochs, seeds=(args.seed,), balance_groups=True,
                               draws_per_group=DRAWS_PER_GROUP, composites=COMPOSITES, carriers=tuple(CARRIERS.items()),
                               group_draws=tuple(GROUP_DRAWS.items()),
-                              pool_std=tuple(m for m in args.pool_std.split(",") if m), selection=args.selection, average=args.average,
-                              d_model=args.d_model)
+                              pool_std=tuple(m for m in args.pool_std.split(",") if m), selection=args.selection,
+                              average=args.average, d_model=args.d_model)
     card = train_checkpoint(args.work / "dataset", args.out, options=options, resume=args.resume,
                             description=summary_line(rows), hook=hook)
     hook.close()

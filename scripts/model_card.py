@@ -27,8 +27,8 @@ SELECTED_ON = {"default": "dev weighted F1",
 
 TEMPLATE = """# Starter checkpoint: SG-DTAM on text, voices and faces (3 classes)
 
-Made by `python scripts/make_starter_checkpoint.py --threads {threads}` (seed {seed}, `{preset}` preset at width {width},
-{parameters:,} parameters; the same thread count rebuilds it bit for bit).
+Made by `python scripts/make_starter_checkpoint.py --threads {threads}` (seed {seed}, `{preset}` preset
+at width {width}, {parameters:,} parameters; the same thread count rebuilds it bit for bit).
 Weights: `model.safetensors` (input normalisation and the calibration temperature included);
 machine-readable card: `card.json`; per-epoch log: `train_log.json`.
 
@@ -154,7 +154,8 @@ def write_model_card(folder: Path) -> None:
     (val,) = [v for k, v in card["metrics"].items() if k.startswith("validation")]
     calibration = card["calibration"]
     text = TEMPLATE.format(
-        seed=data["seed"], threads=data["versions"]["torch_threads"], preset=data["preset"], width=card["config"]["d_model"], parameters=card["parameters"], sources=_source_rows(card),
+        seed=data["seed"], threads=data["versions"]["torch_threads"], preset=data["preset"],
+        width=card["config"]["d_model"], parameters=card["parameters"], sources=_source_rows(card),
         dev_actors=", ".join(f"{a:02d}" for a in sorted(RAVDESS_DEV_ACTORS)), draws=_draws(training),
         pooling=_pooling(card["config"]),
         selected_on=SELECTED_ON[training.get("selection", "default")], kept=_kept(training),
