@@ -414,6 +414,8 @@ def _seed_list(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--draws-per-group", type=click.IntRange(1), help="Draws per group per epoch "
               "(default: examples / groups, so an epoch keeps the dataset's size).")
 @click.option("--d-model", type=click.IntRange(1), help="Network width (default: the preset's).")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True),
+              help="Dropout in attention and the head (default: the preset's).")
 @click.option("--average", type=click.FloatRange(0, 1, max_open=True), default=TrainingOptions.average,
               show_default=True, help="Validate and keep a moving average of the weights with this decay per "
                                       "step, e.g. 0.999 (0: the last step's weights).")
@@ -423,8 +425,8 @@ def _seed_list(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @reports_user_errors
 def train(dataset: Path, out_dir: Path, preset: str, epochs: int, seed: int, seeds: tuple[int, ...] | None,
           folds: int, batch_size: int, lr: float, patience: int, plateau_patience: int, modality_dropout: float,
-          balance_groups: bool, draws_per_group: int | None, d_model: int | None, average: float, resume: bool,
-          threads: int | None, quiet: bool) -> None:
+          balance_groups: bool, draws_per_group: int | None, d_model: int | None, dropout: float | None,
+          average: float, resume: bool, threads: int | None, quiet: bool) -> None:
     """Train a checkpoint on DATASET's train split, selected on its validation split.
 
     Progress and one line per epoch go to stderr; stdout gets one JSON document.
@@ -435,7 +437,7 @@ def train(dataset: Path, out_dir: Path, preset: str, epochs: int, seed: int, see
     options = TrainingOptions(preset=preset, epochs=epochs, seeds=seeds or (seed,), folds=folds,
                               batch_size=batch_size, lr=lr, patience=patience, plateau_patience=plateau_patience,
                               modality_dropout=modality_dropout, balance_groups=balance_groups,
-                              draws_per_group=draws_per_group, d_model=d_model, average=average)
+                              draws_per_group=draws_per_group, d_model=d_model, dropout=dropout, average=average)
     hook = _progress(quiet)
     try:
         card = train_checkpoint(dataset, out_dir, options=options, resume=resume, hook=hook,

@@ -175,8 +175,9 @@ def train_checkpoint(dataset: str | Path, out_dir: str | Path, *, options: Train
     if options.composites:
         train_split = with_composites(train_split, options)
     val_split, left_out = _usable(val_split, [hide_untrained(specs, c) for c in val_split.clips])
-    width = {"d_model": options.d_model} if options.d_model else {}
-    config = SGDTAMConfig.preset(options.preset, label=label, pool_std=options.pool_std, **width,
+    overrides = {**({"d_model": options.d_model} if options.d_model else {}),
+                 **({"dropout": options.dropout} if options.dropout is not None else {})}
+    config = SGDTAMConfig.preset(options.preset, label=label, pool_std=options.pool_std, **overrides,
                                  **{f"{m}_dim": specs[m].width if m in specs else UNTRAINED_WIDTH for m in MODALITIES})
     state = out_dir / STATE
     if resume and not state.exists():

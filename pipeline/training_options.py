@@ -37,6 +37,8 @@ class TrainingOptions:
     """Modalities whose head also pools the std over rows (model/config.py)."""
     d_model: int | None = None
     """The network's width (model/config.py; None: the preset's)."""
+    dropout: float | None = None
+    """Dropout inside attention and the head (model/config.py; None: the preset's)."""
     average: float = 0.0
     """Decay per step of the moving average of the weights that is validated and kept (0: none; model/train.py)."""
 
@@ -45,5 +47,7 @@ class TrainingOptions:
             raise UserError(f"give one or more different seeds, got {list(self.seeds)}")
         if self.folds == 1 or self.folds < 0:
             raise UserError(f"--folds must be 0 (none) or at least 2, got {self.folds}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
         if not 0 <= self.average < 1:
             raise UserError(f"--average must be 0 (none) or a decay below 1, got {self.average}")

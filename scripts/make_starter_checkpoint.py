@@ -46,6 +46,8 @@ SELECTION = "group_accuracy"
 examples, FER2013's 3,000 photos pick the epoch and the 208 voices hardly count."""
 D_MODEL = 64
 """The network's width: twice the paper preset's 32, since one network now serves three sources."""
+DROPOUT = 0.1
+"""Dropout in attention and the head: the paper preset's."""
 AVERAGE = 0.999
 """Decay per step of the weights' moving average that is validated and kept (model/train.py): about the
 last 1,000 steps (three epochs), so the kept epoch is less the luck of one step on 208 dev voices."""
@@ -93,6 +95,9 @@ def main() -> None:
     parser.add_argument("--selection", default=SELECTION, choices=("default", "group_accuracy"),
                         help="Which dev figure keeps an epoch (model/metrics.py selection_metric).")
     parser.add_argument("--d-model", type=int, default=D_MODEL, help="Network width (0: the paper preset's).")
+    parser.add_argument("--dropout", type=float, default=DROPOUT, help="Dropout in attention and the head.")
+    parser.add_argument("--group-draws", default=",".join(f"{k}={v}" for k, v in GROUP_DRAWS.items()),
+                        help="Comma-separated SOURCE=DRAWS: a balanced epoch's draws from those sources.")
     parser.add_argument("--average", type=float, default=AVERAGE, help="Weight-average decay per step (0: none).")
     parser.add_argument("--dataset-only", action="store_true", help="Build the labels and dataset, then stop.")
     args = parser.parse_args()
@@ -120,7 +125,7 @@ def main() -> None:
     set_threads(args.threads)
     options = TrainingOptions(preset="paper", epochs=args.epochs, seeds=(args.seed,), balance_groups=True,
                               draws_per_group=DRAWS_PER_GROUP, composites=COMPOSITES, carriers=tuple(CARRIERS.items()),
-                              group_draws=tuple(GROUP_DRAWS.items()),
+                              group_draws=group_draws(args.group_draws), dropout=args.dropout,
                               pool_std=tuple(m for m in args.pool_std.split(",") if m), selection=args.selection,
                               average=args.average, d_model=args.d_model)
     card = train_checkpoint(args.work / "dataset", args.out, options=options, resume=args.resume,
@@ -133,6 +138,12 @@ def main() -> None:
     write_model_card(args.out)
     log(f"done in {time.perf_counter() - started:.0f} s")
     print(json.dumps(card["metrics"], indent=2))
+
+
+def group_draws(text: str) -> tuple[tuple[str, int], ...]:
+    """``meld=5000,ravdess=2000`` -> ``(("meld", 5000), ("ravdess", 2000))``."""
+    pairs = [part.split("=", 1) for part in text.split(",") if part]
+    return tuple((name, int(draws)) for name, draws in pairs)
 
 
 def summary_line(rows: dict[str, int]) -> str:

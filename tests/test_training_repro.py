@@ -126,12 +126,14 @@ def test_seeds_and_folds_report_mean_and_std(dataset: Path, tmp_path: Path) -> N
 
 def test_cli_prints_one_json_document_and_progress_on_stderr(dataset: Path, tmp_path: Path) -> None:
     args = ["train", str(dataset), "--out", str(tmp_path / "ckpt"), "--preset", "tiny", "--epochs", "2",
-            "--batch-size", "8", "--patience", "3", "--plateau-patience", "1", "--d-model", "8", "--average", "0.5"]
+            "--batch-size", "8", "--patience", "3", "--plateau-patience", "1", "--d-model", "8", "--average", "0.5",
+            "--dropout", "0.25"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["checkpoint"] == str(tmp_path / "ckpt") and "validation (dev)" in out["metrics"]
-    assert out["training"]["average"] == 0.5 and load_checkpoint(tmp_path / "ckpt")[0].config.d_model == 8
+    config = load_checkpoint(tmp_path / "ckpt")[0].config
+    assert out["training"]["average"] == 0.5 and config.d_model == 8 and config.dropout == 0.25  # tiny's: 0.0
     assert "epoch   2/2  train loss" in result.stderr and "val loss" in result.stderr and "clips/s" in result.stderr
     assert "[epoch 1/2]" in result.stderr                       # progress log lines (not a terminal)
     quiet = CliRunner().invoke(main, args + ["--quiet"])
