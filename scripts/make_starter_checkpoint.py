@@ -110,6 +110,13 @@ def main() -> None:
     from sgdtam_pipe.pipeline.progress import ProgressHook
     from sgdtam_pipe.pipeline.training import TrainingOptions, set_threads, train_checkpoint
 
+    from sgdtam_pipe.core.errors import UserError
+
+    draws = group_draws(args.group_draws)
+    missing = [name for name in SOURCES if not (args.data / name).is_dir()]
+    if missing:
+        raise UserError(f"{args.data}: no {', '.join(m + '/' for m in missing)} folder (--data names the folder "
+                        "holding meld/, ravdess/ and fer2013/)")
     started = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
     labels = args.work / "labels.csv"
@@ -125,7 +132,7 @@ def main() -> None:
     set_threads(args.threads)
     options = TrainingOptions(preset="paper", epochs=args.epochs, seeds=(args.seed,), balance_groups=True,
                               draws_per_group=DRAWS_PER_GROUP, composites=COMPOSITES, carriers=tuple(CARRIERS.items()),
-                              group_draws=group_draws(args.group_draws), dropout=args.dropout,
+                              group_draws=draws, dropout=args.dropout,
                               pool_std=tuple(m for m in args.pool_std.split(",") if m), selection=args.selection,
                               average=args.average, d_model=args.d_model)
     card = train_checkpoint(args.work / "dataset", args.out, options=options, resume=args.resume,
@@ -142,7 +149,11 @@ def main() -> None:
 
 def group_draws(text: str) -> tuple[tuple[str, int], ...]:
     """``meld=5000,ravdess=2000`` -> ``(("meld", 5000), ("ravdess", 2000))``."""
+    from sgdtam_pipe.core.errors import UserError
+
     pairs = [part.split("=", 1) for part in text.split(",") if part]
+    if any(len(pair) != 2 or not pair[1].isdigit() for pair in pairs):
+        raise UserError(f"--group-draws {text!r}: give SOURCE=DRAWS pairs, e.g. meld=5000")
     return tuple((name, int(draws)) for name, draws in pairs)
 
 
