@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from sgdtam_pipe.core.errors import UserError
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `extract` sets it: far faster embedding on a busy machine
 
@@ -46,8 +48,6 @@ SELECTION = "group_accuracy"
 examples, FER2013's 3,000 photos pick the epoch and the 208 voices hardly count."""
 D_MODEL = 64
 """The network's width: twice the paper preset's 32, since one network now serves three sources."""
-DROPOUT = 0.1
-"""Dropout in attention and the head: the paper preset's."""
 AVERAGE = 0.999
 """Decay per step of the weights' moving average that is validated and kept (model/train.py): about the
 last 1,000 steps (three epochs), so the kept epoch is less the luck of one step on 208 dev voices."""
@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--selection", default=SELECTION, choices=("default", "group_accuracy"),
                         help="Which dev figure keeps an epoch (model/metrics.py selection_metric).")
     parser.add_argument("--d-model", type=int, default=D_MODEL, help="Network width (0: the paper preset's).")
-    parser.add_argument("--dropout", type=float, default=DROPOUT, help="Dropout in attention and the head.")
+    parser.add_argument("--dropout", type=float, help="Dropout in attention and the head (default: the preset's).")
     parser.add_argument("--group-draws", default=",".join(f"{k}={v}" for k, v in GROUP_DRAWS.items()),
                         help="Comma-separated SOURCE=DRAWS: a balanced epoch's draws from those sources.")
     parser.add_argument("--average", type=float, default=AVERAGE, help="Weight-average decay per step (0: none).")
@@ -109,8 +109,6 @@ def main() -> None:
     from sgdtam_pipe.pipeline.dataset import build_dataset
     from sgdtam_pipe.pipeline.progress import ProgressHook
     from sgdtam_pipe.pipeline.training import TrainingOptions, set_threads, train_checkpoint
-
-    from sgdtam_pipe.core.errors import UserError
 
     draws = group_draws(args.group_draws)
     missing = [name for name in SOURCES if not (args.data / name).is_dir()]
@@ -149,8 +147,6 @@ def main() -> None:
 
 def group_draws(text: str) -> tuple[tuple[str, int], ...]:
     """``meld=5000,ravdess=2000`` -> ``(("meld", 5000), ("ravdess", 2000))``."""
-    from sgdtam_pipe.core.errors import UserError
-
     pairs = [part.split("=", 1) for part in text.split(",") if part]
     if any(len(pair) != 2 or not pair[1].isdigit() for pair in pairs):
         raise UserError(f"--group-draws {text!r}: give SOURCE=DRAWS pairs, e.g. meld=5000")
@@ -169,7 +165,6 @@ def log(message: str) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from sgdtam_pipe.core.errors import UserError
     try:
         main()
     except UserError as error:      # e.g. another run is writing the dataset: one line, not a traceback
