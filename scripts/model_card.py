@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sgdtam_pipe.core.records_io import atomic_write_bytes
+from sgdtam_pipe.model.composites import WORDS_DECIDE
 from sgdtam_pipe.model.metrics import PATTERN_NAMES
 from sgdtam_pipe.pipeline.corpora import EMOTION_POLARITY, POLARITY_REASONS, RAVDESS_DEV_ACTORS
 
@@ -47,8 +48,10 @@ Each example carries only the modalities it really has.
   drowned by the photos), with modality dropout {dropout}.
 - **Pooling.** {pooling}
 - **Composites.** {composites:,} training examples put real streams of different sources side by side (LA, LV, AV,
-  LAV; `model/composites.py`): the label is the non-neutral evidence and no sense contradicts another. They are
-  the only place the fusion head sees two informative senses at once; they are never used for validation.
+  LAV; `model/composites.py`): mostly the label is the non-neutral evidence and no sense contradicts another,
+  but in {words_decide:.0%} of those with a clear (non-neutral) sentence the words decide and the voice and face
+  are drawn from any label, so a face read as sad cannot overturn clear words. They are the only place the fusion
+  head sees two informative senses at once; they are never used for validation.
 - **Inputs** are standardised per feature column with statistics fitted on the train split.
 - **Training** ran {epochs_run} of at most {epochs_max} epochs ({stopped}); the best epoch on {selected_on} was
   {best_epoch} and its {kept} were kept. Epoch-by-epoch dev figures: `train_log.json`.
@@ -165,7 +168,7 @@ def write_model_card(folder: Path) -> None:
         mapping=_mapping(), native=_native(card["patterns"]), fer_note=_fer_note(card),
         patterns=_patterns(card["patterns"]), accuracy=val["accuracy"], f1=val["f1_weighted"], count=val["count"],
         bins=calibration["bins"], temperature=calibration["temperature"], ece_before=calibration["ece_before"],
-        ece_after=calibration["ece_after"])
+        ece_after=calibration["ece_after"], words_decide=WORDS_DECIDE)  # the starter script keeps the default
     atomic_write_bytes(folder / "MODEL_CARD.md", text.encode("utf-8"))
 
 

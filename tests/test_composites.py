@@ -38,7 +38,7 @@ def _examples() -> tuple[list[ClipFeatures], list[str], list[str]]:
 
 def test_composites_carry_the_non_neutral_evidence_and_nothing_contradicts_it() -> None:
     clips, labels, groups = _examples()
-    made, made_labels = compose(clips, labels, groups, CARRIERS, 300, seed=0)
+    made, made_labels = compose(clips, labels, groups, CARRIERS, 300, seed=0, words_decide=0.0)
     assert len(made) == 300 and set(made_labels) == set(VALUE)
     for clip, label in zip(made, made_labels):
         present = clip.present()
@@ -55,3 +55,20 @@ def test_a_photo_is_held_over_the_composite_span_and_compose_is_seeded() -> None
     assert with_text and all(c.video.end[0] == max(c.modality(m).end.max() for m in c.present()) for c in with_text)
     again, _ = compose(clips, labels, groups, CARRIERS, 100, seed=3)
     assert [c.clip.source for c in made] == [c.clip.source for c in again]
+
+
+def test_clear_words_decide_over_senses_that_contradict_them() -> None:
+    clips, labels, groups = _examples()
+    made, made_labels = compose(clips, labels, groups, CARRIERS, 300, seed=1, words_decide=1.0)
+    contradicted = 0
+    for clip, label in zip(made, made_labels):
+        present = clip.present()
+        if "text" not in present or label == "neutral":
+            continue
+        assert float(clip.text.values[0, 0]) == VALUE[label]
+        contradicted += any(float(clip.modality(m).values[0, 0]) == -VALUE[label] for m in present)
+    assert contradicted > 30
+    default, default_labels = compose(clips, labels, groups, CARRIERS, 300, seed=1)
+    agree = [all(float(c.modality(m).values[0, 0]) in {VALUE[y], 0.0} for m in c.present())
+             for c, y in zip(default, default_labels)]
+    assert not all(agree) and sum(agree) > len(agree) / 2  # the default mixes both kinds

@@ -35,7 +35,7 @@ def test_every_check_is_in_exactly_one_worker_group_and_torch_ones_share_a_proce
     backends = [c[1] for c in doctor.CHECKS]
     assert len(set(backends)) == len(backends)
     torch_checks = [c[1] for c in doctor.CHECKS if c[3] in doctor.TORCH_PROBES]
-    assert torch_checks == ["MiniLM embeddings", "torch (encoder, SG-DTAM)", "SG-DTAM"]
+    assert torch_checks == ["MiniLM embeddings", "FER2013 expression network", "torch (encoder, SG-DTAM)", "SG-DTAM"]
 
 
 def test_workers_report_what_the_checks_report_in_process() -> None:
@@ -92,6 +92,7 @@ def test_doctor_cli_fails_on_a_broken_component_and_reports_every_other_stage(mo
     failed = [line for line in lines if line.startswith("FAIL")]
     assert len(failed) == 1 and failed[0].split()[1] == "video"
     assert lines[lines.index(failed[0]) + 1].strip().startswith("fix: pip install 'sgdtam-pipe[face]'")
-    assert {line.split()[1] for line in lines if line.startswith("ok ")} == {"media", "audio", "text", "device",
-                                                                             "model"}
+    passed = [line.split() for line in lines if line.startswith("ok ")]
+    assert {words[1] for words in passed} == {"media", "audio", "text", "video", "device", "model"}
+    assert [words[1] for words in passed].count("video") == 1  # the expression network needs no MediaPipe
     assert sum(line.startswith(("ok ", "FAIL")) for line in lines) == len(doctor.CHECKS)

@@ -22,7 +22,9 @@ from sgdtam_pipe.extractors.face.action_units import (
     action_units,
     head_pose,
 )
+from sgdtam_pipe.extractors.face.expression import CROP_SCALE, face_crop, weights_digest
 from sgdtam_pipe.extractors.face.landmarker import (
+    EXPRESSION_NAMES,
     Face,
     FaceConfig,
     FaceExtractor,
@@ -95,18 +97,51 @@ def test_outputs_agree_and_do_not_depend_on_threads(grid_all):
     au = FaceExtractor(output="au", threads=1).extract(GRID)
     assert au.names == AU_NAMES + POSE_NAMES
     assert {f"{code}_{name}" for code, name, _ in AU_TABLE if code in REQUIRED_AUS} <= set(au.names)
-    np.testing.assert_array_equal(au.values, grid_all.values[:, len(BLENDSHAPE_NAMES):])
+    np.testing.assert_array_equal(au.values, grid_all.values[:, len(BLENDSHAPE_NAMES):-len(EXPRESSION_NAMES)])
     np.testing.assert_array_equal(au.start, grid_all.start)
     assert au.identity == FaceExtractor(output="au", threads=2).identity()
     assert "threads" not in au.identity.config
+    expressions = FaceExtractor(output="expressions", threads=1).extract(GRID)
+    assert expressions.names == EXPRESSION_NAMES
+    np.testing.assert_array_equal(expressions.values, grid_all.values[:, -len(EXPRESSION_NAMES):])
+    assert "expressions" not in au.identity.config
+    assert grid_all.identity.config["expressions"] == expressions.identity.config["expressions"] == weights_digest()
 
 
 def test_blendshape_columns_follow_mediapipe_names(grid_all):
     scores = grid_all.values[:, :len(BLENDSHAPE_NAMES)]
     assert grid_all.names[:len(BLENDSHAPE_NAMES)] == BLENDSHAPE_NAMES
     assert ((scores >= 0) & (scores <= 1)).all()
-    np.testing.assert_allclose(grid_all.values[:, len(BLENDSHAPE_NAMES):-len(POSE_NAMES)],
+    np.testing.assert_allclose(grid_all.values[:, len(BLENDSHAPE_NAMES):len(BLENDSHAPE_NAMES) + len(AU_NAMES)],
                                action_units(scores), rtol=1e-6)
+
+
+def test_expressions_are_probabilities_and_read_crying_then_laughing(pexels_au):
+    """The FER2013 network on the pexels face: the crying first quarter reads more negative (angry, disgust,
+    fear, sad) and less happy than the laughing last quarter, where blendshapes score both as smiles."""
+    probabilities = pexels_au.values[:, -len(EXPRESSION_NAMES):]
+    assert probabilities[pexels_au.mask].sum(axis=1) == pytest.approx(1.0, abs=1e-5)
+    assert (probabilities[~pexels_au.mask] == 0).all()
+    quarter = len(pexels_au) // 4
+    negative = sum(column(pexels_au, f"expr_{name}") for name in ("angry", "disgust", "fear", "sad"))
+    happy = column(pexels_au, "expr_happy")
+    print(f"pexels expressions: negative {negative[:quarter].mean():.2f} -> {negative[-quarter:].mean():.2f}, "
+          f"happy {happy[:quarter].mean():.2f} -> {happy[-quarter:].mean():.2f}")
+    assert negative[:quarter].mean() > 2 * negative[-quarter:].mean()
+    assert happy[-quarter:].mean() > happy[:quarter].mean() + 0.2
+
+
+def test_face_crop_frames_the_landmark_box_as_fer2013_does():
+    width = 400
+    ramp = np.tile(np.linspace(0, 255, width, dtype=np.float32), (width, 1)).astype(np.uint8)
+    image = np.repeat(ramp[:, :, None], 3, axis=2)
+    crop = face_crop(image, np.array([0.25, 0.25, 0.75, 0.75]))
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    step = CROP_SCALE * 200 / 48  # image pixels per crop pixel; crop pixel 24 sits on the box centre, x = 200
+    expected_left, expected_right = (200 + np.array([-24, 23]) * step) / (width - 1) * 255
+    assert crop[24, 0] == pytest.approx(expected_left, abs=1.5)
+    assert crop[24, -1] == pytest.approx(expected_right, abs=1.5)
+    assert crop[0, 24] == pytest.approx(crop[-1, 24], abs=1)  # vertical position moves no column
 
 
 def test_head_pose_of_a_frontal_talking_head(grid_all):
@@ -241,7 +276,8 @@ def test_next_timestamp_ms_is_strictly_increasing():
 
 
 def _face(x0: float, y0: float, x1: float, y1: float) -> Face:
-    return Face(np.zeros(len(BLENDSHAPE_NAMES), np.float32), np.eye(4, dtype=np.float32), np.array([x0, y0, x1, y1]))
+    return Face(np.zeros(len(BLENDSHAPE_NAMES), np.float32), np.eye(4, dtype=np.float32), np.array([x0, y0, x1, y1]),
+                np.zeros((48, 48), np.uint8))
 
 
 def test_pick_subject_rules_and_following():

