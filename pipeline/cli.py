@@ -19,6 +19,7 @@ from typing import Any, Callable
 import click
 
 from sgdtam_pipe.core.devices import DEVICES
+from sgdtam_pipe.core.memory import limit_malloc_arenas
 from sgdtam_pipe.extractors.base import REGISTRY
 from sgdtam_pipe.extractors.text.transcript import SHORTEST_WHISPER_WINDOW, WHISPER_WINDOW
 from sgdtam_pipe.model.config import PRESETS
@@ -201,6 +202,7 @@ def main(ctx: click.Context, debug: bool, quiet: bool, verbose: bool, log_level:
     """
     ctx.obj = {"quiet": quiet}
     setup_logging(getattr(logging, (log_level or ("debug" if verbose else "warning")).upper()))
+    limit_malloc_arenas()  # before any worker thread starts
 
 
 @main.command()
