@@ -1,12 +1,13 @@
 """Fewer glibc malloc arenas, so a long clip's three concurrent stages do not each grow a heap of their own.
 
-glibc gives every thread that contends for the heap its own arena (up to
-eight per core) and returns little of an arena's freed memory to the system.
-The three extraction threads, plus the libraries' worker threads, so left a
-cold ``analyze`` of the 10-minute GRID loop at 1442 MB peak; with two arenas
-(what ``MALLOC_ARENA_MAX=2`` sets) the same run peaked at 1316 MB, in the
-same wall time (129.9 against 127.1 s, one run each, 2026-12-03).
-"""
+glibc gives each new thread that allocates an arena of its own (up to eight
+per core) and returns little of an arena's freed memory to the system. The
+three extraction threads, plus the libraries' worker threads, so left cold
+``analyze`` runs of the 10-minute GRID loop peaking at 1395 to 1562 MB (eight
+runs); with two arenas, six runs peaked at 1257 to 1327 MB, and paired runs
+took as long (130.3 and 128.0 s capped, 141.4 and 127.1 s not; 2026-12-03).
+The CLI sets the cap; a program that calls the Python API may call
+:func:`limit_malloc_arenas` itself, first thing."""
 
 from __future__ import annotations
 

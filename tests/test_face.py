@@ -24,10 +24,12 @@ from sgdtam_pipe.extractors.face.action_units import (
 )
 from sgdtam_pipe.extractors.face.expression import CROP_SCALE, face_crop, weights_digest
 from sgdtam_pipe.extractors.face.landmarker import (
+    EXPRESSION_GROUP,
     EXPRESSION_NAMES,
     Face,
     FaceConfig,
     FaceExtractor,
+    SubjectTrack,
     feature_names,
     next_timestamp_ms,
     pick_subject,
@@ -266,6 +268,38 @@ def test_colliding_millisecond_timestamps_are_bumped(tmp_path):
 
 
 # --- pieces -----------------------------------------------------------------------
+
+def test_subject_track_rows_equal_one_read_of_every_crop_while_holding_few():
+    """Frames with no face, one face or two (the followed one has a box like the last), in several chunks."""
+    from sgdtam_pipe.extractors.face.expression import expression_probabilities
+
+    rng = np.random.default_rng(0)
+
+    def face(box: tuple[float, ...]) -> Face:
+        transform = np.eye(4, dtype=np.float32)
+        transform[:3, 3] = rng.normal(size=3)
+        return Face(rng.random(52, dtype=np.float32), transform, np.array(box),
+                    rng.integers(0, 256, (48, 48), dtype=np.uint8))
+
+    frames = [[] if k % 7 == 3 else [face((0.1, 0.1, 0.3, 0.3)), face((0.5, 0.5, 0.9, 0.9))] if k % 5 == 0
+              else [face((0.1, 0.1, 0.3, 0.3))] for k in range(3 * EXPRESSION_GROUP)]
+    track, held = SubjectTrack("largest", expressions=True), []
+    for first in range(0, len(frames), 24):
+        track.add(frames[first:first + 24])
+        held.append(len(track.crops))
+    mask, scores, pose, expressions = track.rows()
+    followed, previous = [], None
+    for faces in frames:  # what the extractor did before the track: follow every frame, then read every crop
+        followed.append(pick_subject(faces, previous, "largest"))
+        previous = followed[-1].box if followed[-1] is not None else None
+    subjects = [f for f in followed if f is not None]
+    np.testing.assert_array_equal(mask, [f is not None for f in followed])
+    np.testing.assert_array_equal(scores[mask], np.stack([f.blendshapes for f in subjects]))
+    np.testing.assert_array_equal(pose[mask], np.stack([head_pose(f.transform) for f in subjects]))
+    np.testing.assert_array_equal(expressions[mask], expression_probabilities(np.stack([f.crop for f in subjects])))
+    assert not scores[~mask].any() and not expressions[~mask].any()
+    assert max(held) < EXPRESSION_GROUP and len(subjects) > 2 * EXPRESSION_GROUP
+
 
 def test_next_timestamp_ms_is_strictly_increasing():
     stamps, last = [], None
