@@ -184,7 +184,6 @@ def pick_subject(faces: Sequence[Face], previous: np.ndarray | None, rule: str) 
     return min(faces, key=lambda f: math.hypot((f.box[0] + f.box[2]) / 2 - 0.5, (f.box[1] + f.box[3]) / 2 - 0.5))
 
 
-
 EXPRESSION_GROUP = 16 * EXPRESSION_BATCH
 """Subject crops read by the expression network at a time: a multiple of its batch, so every batch, and so every
 probability, is the one a single call on all the crops would give, while only this many crops are held."""
@@ -239,6 +238,7 @@ class SubjectTrack:
             if self.probabilities:
                 expressions[mask] = np.concatenate(self.probabilities)
         return mask, scores, pose, expressions
+
 
 class FaceExtractor(Extractor):
     """Action units, blendshapes and head pose of one followed face, per sampled frame."""
