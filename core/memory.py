@@ -12,12 +12,13 @@ The CLI sets the cap; a program that calls the Python API may call
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 
 log = logging.getLogger(__name__)
 
+GLIBC = "libc.so.6"
+"""glibc's soname, opened by name: ``ctypes.util.find_library`` would run ``ldconfig`` (4 ms) at every start."""
 M_ARENA_MAX = -8
 """``mallopt``'s parameter number for the arena limit (glibc ``malloc.h``)."""
 ARENAS = 2
@@ -31,10 +32,9 @@ def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
     """
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
-    name = ctypes.util.find_library("c")
     try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError, TypeError):  # no C library found, or one without mallopt
+        mallopt = ctypes.CDLL(GLIBC).mallopt
+    except (OSError, AttributeError):  # not glibc
         return False
     done = bool(mallopt(M_ARENA_MAX, arenas))
     log.debug("malloc arenas capped at %d: %s", arenas, done)
