@@ -100,8 +100,8 @@ def _pocketsphinx() -> str:
 def _minilm() -> str:
     from sgdtam_pipe.extractors.text.embedding import bundled_encoder, load_encoder
 
-    _, model = load_encoder(bundled_encoder())
-    return f"MiniLM ({model.config.hidden_size}-d, {model.config.model_type}) loads from {bundled_encoder()}"
+    model = load_encoder(bundled_encoder())
+    return f"MiniLM ({model.hidden_size}-d, {model.kind}) loads from {bundled_encoder()}"
 
 
 def _face() -> str:

@@ -53,3 +53,19 @@ def test_cache_info_and_clear(tmp_path) -> None:
     cleared = CliRunner().invoke(main, ["cache", "clear", "--yes", "--cache-dir", str(tmp_path)])
     assert cleared.exit_code == 0 and "removed 1 entries" in cleared.output
     assert FeatureCache(tmp_path).info()["entries"] == 0
+
+
+def test_console_command_keeps_status_output_and_exit_handlers(tmp_path) -> None:
+    """``run`` ends the process with ``os._exit``: the status, buffered stdout in a pipe and the atexit
+    handlers (here one that writes a file) must all survive that."""
+    code = ("import atexit, pathlib, sys; from sgdtam_pipe.pipeline import cli; "
+            f"atexit.register(pathlib.Path({str(tmp_path / 'handler-ran')!r}).touch); "
+            "sys.argv = ['sgdtam-pipe', *sys.argv[1:]]; cli.run()")
+    shown = subprocess.run([sys.executable, "-c", code, "--version"], capture_output=True, text=True)
+    assert shown.returncode == 0 and __version__ in shown.stdout
+    assert (tmp_path / "handler-ran").is_file()
+    missing = subprocess.run([sys.executable, "-c", code, "probe", str(tmp_path / "absent.mp4")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "absent.mp4" in missing.stderr
+    wrong = subprocess.run([sys.executable, "-c", code, "no-such-command"], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "No such command" in wrong.stderr

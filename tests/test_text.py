@@ -33,16 +33,14 @@ def encoder():
     return load_encoder(bundled_encoder())
 
 
-def pieces(tokenizer, word: str) -> int:
-    return len(tokenizer(word, add_special_tokens=False)["input_ids"])
+def pieces(encoder, word: str) -> int:
+    return len(encoder.pieces([word])[0])
 
 
 def encode_alone(encoder, ids: list[int]) -> np.ndarray:
     """Last hidden state of ``[CLS] ids [SEP]`` without the two special rows."""
-    tokenizer, model = encoder
-    with torch.inference_mode():
-        out = model(input_ids=torch.tensor([[tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]]))
-    return out.last_hidden_state[0, 1:-1].numpy()
+    sequence = torch.tensor([[encoder.cls_id, *ids, encoder.sep_id]])
+    return encoder.hidden_state(sequence, torch.ones_like(sequence), -1)[0, 1:-1].numpy()
 
 
 @given(count=st.integers(1, 2000), size=st.integers(8, 600), overlap=st.integers(0, 7))
@@ -60,11 +58,10 @@ def test_windows_overlap_and_hand_over_mid_overlap():
 
 
 def test_every_token_takes_its_words_interval(extractor, encoder):
-    tokenizer, _ = encoder
     words = [Word("Unbelievably,", 0.2, 0.9, 0.9), Word("it", 1.0, 1.1, 0.8), Word("worked!", 1.1, 1.6, 0.7),
              Word("Tokenisation", 3.0, 3.8, None, True)]
     features = extractor.embed(make_transcript(words, "test", pause=0.8))
-    counts = [pieces(tokenizer, w.text) for w in words]
+    counts = [pieces(encoder, w.text) for w in words]
     assert counts[0] > 1 and counts[3] > 1  # multi-piece words, so inheritance is exercised
     expected = [(w.start, w.end) for w, n in zip(words, counts) for _ in range(n)]
     assert list(zip(features.start, features.end)) == expected
@@ -73,23 +70,21 @@ def test_every_token_takes_its_words_interval(extractor, encoder):
 
 
 def test_each_segment_is_encoded_on_its_own(extractor, encoder):
-    tokenizer, _ = encoder
     words = [Word("I", 0.0, 0.2), Word("laughed.", 0.2, 0.6), Word("Then", 2.0, 2.3), Word("cried", 2.3, 2.8)]
     transcript = make_transcript(words, "test", pause=0.8)
     assert len(transcript.segments) == 2
     features = extractor.embed(transcript)
-    first = tokenizer(["I", "laughed."], is_split_into_words=True, add_special_tokens=False)["input_ids"]
+    first, _ = encoder.pieces(["I", "laughed."])
     np.testing.assert_allclose(features.values[:len(first)], encode_alone(encoder, first), atol=1e-4)
 
 
 def test_a_transcript_past_512_tokens_is_windowed_not_truncated(extractor, encoder):
-    tokenizer, _ = encoder
     vocabulary = "the weather turned unexpectedly wonderful and everybody smiled while grumbling quietly".split()
     texts = [vocabulary[i % len(vocabulary)] for i in range(600)]
     words = [Word(t, 0.1 * i, 0.1 * i + 0.08, 0.9) for i, t in enumerate(texts)]
     transcript = make_transcript(words, "test", pause=0.8)
     assert len(transcript.segments) == 1
-    ids = tokenizer(texts, is_split_into_words=True, add_special_tokens=False)["input_ids"]
+    ids, _ = encoder.pieces(texts)
     assert len(ids) > 700
     features = extractor.embed(transcript)
     assert len(features) == len(ids)  # every token once: none dropped, none doubled
@@ -115,12 +110,11 @@ def test_layer_option_picks_another_hidden_state(encoder):
 
 
 def test_grid_clip_gives_timed_tokens_inside_the_clip(extractor, encoder):
-    tokenizer, _ = encoder
     duration = probe(GRID).duration
     transcript = extractor.transcribe(GRID)
     features = extractor.embed(transcript)
     assert isinstance(features, TimedFeatures)
-    assert len(features) == sum(pieces(tokenizer, w.text) for w in transcript.words)
+    assert len(features) == sum(pieces(encoder, w.text) for w in transcript.words)
     assert features.start[0] == transcript.words[0].start and features.end[-1] == transcript.words[-1].end
     assert 0.0 <= features.start.min() and features.end.max() <= duration
     again = extractor.embed(Transcript.from_json(json.loads(json.dumps(transcript.to_json()))))
@@ -172,6 +166,42 @@ def test_batched_embedding_equals_one_at_a_time(extractor):
         np.testing.assert_array_equal(together.start, alone.start)
 
 
+SENTENCES = ["Oh my God, he's lost it. He's totally lost it.", "What?!", "Y'know, I don't think so...",
+             "Naïve café owners re-opened at 9:30 a.m. on 12/03", "Tokenisation of unbelievably long words",
+             "I absolutely HATE this, it is awful and terrible", "€100?? 😀 — ok", "Monica's apartment #2",
+             " ".join(["wonderful"] * 300)]
+
+
+def test_plain_torch_bert_reads_the_bundled_folder_as_transformers_does(encoder):
+    """The fast path (no transformers import) gives transformers' word pieces and hidden states, every
+    layer, in one padded batch: the checkpoint was trained on features from transformers' BertModel."""
+    from sgdtam_pipe.extractors.text.embedding import _encode, _Window
+    from sgdtam_pipe.extractors.text.encoder import _transformers
+
+    reference = _transformers(bundled_encoder(), "cpu")
+    assert encoder.kind == "bert" and reference.kind == "bert"
+    assert (encoder.cls_id, encoder.sep_id, encoder.pad_id, encoder.layers, encoder.positions) == (
+        reference.cls_id, reference.sep_id, reference.pad_id, reference.layers, reference.positions)
+    split = [encoder.pieces(text.split()) for text in SENTENCES]
+    assert split == [reference.pieces(text.split()) for text in SENTENCES]
+    batch = [_Window(ids, slice(0, len(ids))) for ids, _ in split]
+    for layer in (0, 3, -1):
+        for ours, theirs in zip(_encode(encoder, batch, layer), _encode(reference, batch, layer)):
+            np.testing.assert_allclose(ours, theirs, atol=1e-6, rtol=0)
+
+
+def test_a_folder_outside_the_plain_layout_goes_through_transformers(tmp_path):
+    from sgdtam_pipe.extractors.text.encoder import plain_bert
+
+    folder = bundled_encoder()
+    config = json.loads((folder / "config.json").read_text())
+    assert plain_bert(folder, config)
+    assert not plain_bert(folder, dict(config, position_embedding_type="relative_key"))
+    assert not plain_bert(folder, dict(config, hidden_act="gelu_new"))
+    assert not plain_bert(folder, dict(config, model_type="roberta"))
+    assert not plain_bert(tmp_path, config)  # no safetensors weights, no tokenizer.json
+
+
 def test_encoder_loads_once_when_threads_ask_together():
     """The pipeline warms the encoder up in the background while the words are recognised; an
     ``embed`` that asks meanwhile waits for that load instead of starting a second one."""
@@ -190,5 +220,5 @@ def test_encoder_loads_once_when_threads_ask_together():
         thread.start()
     for thread in threads:
         thread.join()
-    assert loaded[0][1] is loaded[1][1]
+    assert loaded[0] is loaded[1]
     assert embedding._load_encoder.cache_info().misses == 1

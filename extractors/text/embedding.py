@@ -39,12 +39,11 @@ from typing import Sequence
 
 import numpy as np
 
-from sgdtam_pipe.core.devices import torch_device
 from sgdtam_pipe.core.hooks import Hook
 from sgdtam_pipe.core.recording import Recording
 from sgdtam_pipe.core.timeline import ExtractorIdentity, MissingModality, ModalityResult, TimedFeatures, file_sha256
 from sgdtam_pipe.extractors.base import Extractor, require
-from sgdtam_pipe.extractors.text import sidecars
+from sgdtam_pipe.extractors.text import encoder, sidecars
 from sgdtam_pipe.extractors.text.transcribe import transcribe
 from sgdtam_pipe.extractors.text.transcript import Segment, Transcript, TranscriptConfig
 
@@ -84,23 +83,17 @@ def bundled_encoder() -> Path:
 _ENCODER_LOCK = threading.Lock()
 
 
-def load_encoder(folder: Path, device: str = "cpu"):
-    """``(tokenizer, model)`` from a local folder only, in eval mode on ``device`` (``auto``, ``cpu``
-    or ``cuda``), loaded once per process; a caller in another thread waits for a load in progress
-    instead of starting a second one."""
+def load_encoder(folder: Path, device: str = "cpu") -> encoder.Encoder:
+    """The token encoder in a local folder (:func:`extractors.text.encoder.load`), loaded once per
+    process and ``device``; a caller in another thread waits for a load in progress instead of
+    starting a second one."""
     with _ENCODER_LOCK:
         return _load_encoder(folder, device)
 
 
 @lru_cache(maxsize=2)
-def _load_encoder(folder: Path, device: str):
-    transformers = require("transformers", "speech")
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder}: not a transformers model folder (no config.json)")
-    transformers.utils.logging.disable_progress_bar()
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    model = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
-    return tokenizer, model.eval().to(torch_device(device))
+def _load_encoder(folder: Path, device: str) -> encoder.Encoder:
+    return encoder.load(folder, device)
 
 
 def windows(count: int, size: int, overlap: int) -> list[tuple[int, int, int, int]]:
@@ -126,30 +119,26 @@ class _Window:
     keep: slice  # positions of ``ids`` whose rows are emitted
 
 
-def _segment_windows(segment: Segment, tokenizer, size: int, overlap: int) -> tuple[list[_Window], list[int]]:
+def _segment_windows(segment: Segment, model: encoder.Encoder, size: int,
+                     overlap: int) -> tuple[list[_Window], list[int]]:
     """The segment's windows, and the word index (within the segment) of every emitted token."""
-    encoding = tokenizer([w.text for w in segment.words], is_split_into_words=True, add_special_tokens=False,
-                         verbose=False)  # no warning for a segment past 512 tokens: it is windowed
-    ids, owners = encoding["input_ids"], encoding.word_ids()
+    ids, owners = model.pieces([w.text for w in segment.words])
     parts = [_Window(ids[lo:hi], slice(elo - lo, ehi - lo)) for lo, hi, elo, ehi in windows(len(ids), size, overlap)]
-    return parts, [int(o) for o in owners]
+    return parts, owners
 
 
-def _encode(model, tokenizer, batch: Sequence[_Window], layer: int) -> list[np.ndarray]:
+def _encode(model: encoder.Encoder, batch: Sequence[_Window], layer: int) -> list[np.ndarray]:
     """Hidden state ``layer`` of each window's kept tokens ([CLS]/[SEP] added, then dropped)."""
     import torch
 
     longest = max(len(w.ids) for w in batch) + 2
-    ids = torch.full((len(batch), longest), tokenizer.pad_token_id, dtype=torch.long)
+    ids = torch.full((len(batch), longest), model.pad_id, dtype=torch.long)
     attention = torch.zeros((len(batch), longest), dtype=torch.long)
     for row, window in enumerate(batch):
-        sequence = [tokenizer.cls_token_id, *window.ids, tokenizer.sep_token_id]
+        sequence = [model.cls_id, *window.ids, model.sep_id]
         ids[row, :len(sequence)] = torch.tensor(sequence)
         attention[row, :len(sequence)] = 1
-    with torch.inference_mode():
-        output = model(input_ids=ids.to(model.device), attention_mask=attention.to(model.device),
-                       output_hidden_states=layer != -1)
-    states = output.last_hidden_state if layer == -1 else output.hidden_states[layer]
+    states = model.hidden_state(ids, attention, layer)
     return [states[row, 1:1 + len(w.ids)][w.keep].float().cpu().numpy() for row, w in enumerate(batch)]
 
 
@@ -232,16 +221,16 @@ class TextExtractor(Extractor):
         identity = self.identity()
         if not any(t.words for t in transcripts):  # nothing to encode: no model load
             return [_no_words(t, identity) for t in transcripts]
-        tokenizer, model = self._encoder()
-        size = model.config.max_position_embeddings - 2
-        plans = [self._plan(t, tokenizer, size) if t.words else None for t in transcripts]
+        model = self._encoder()
+        size = model.positions - 2
+        plans = [self._plan(t, model, size) if t.words else None for t in transcripts]
         parts = [part for plan in plans if plan for part in plan[0]]
         states: list[np.ndarray] = [np.empty(0)] * len(parts)
         done = 0
         if hook is not None:
             hook("embed", {"done": 0, "total": len(parts), "unit": "windows"})
         for group in batches([len(p.ids) for p in parts]):
-            for k, state in zip(group, _encode(model, tokenizer, [parts[k] for k in group], self.config.layer)):
+            for k, state in zip(group, _encode(model, [parts[k] for k in group], self.config.layer)):
                 states[k] = state
             done += len(group)
             if hook is not None:
@@ -258,24 +247,23 @@ class TextExtractor(Extractor):
         return results
 
     def _encoder(self):
-        """The loaded ``(tokenizer, model)``, threads set and ``layer`` checked."""
-        tokenizer, model = load_encoder(self.config.embedding_model or bundled_encoder(), self.config.device)
+        """The loaded encoder, threads set and ``layer`` checked."""
+        model = load_encoder(self.config.embedding_model or bundled_encoder(), self.config.device)
         if self.config.threads > 0:
             import torch
 
             torch.set_num_threads(self.config.threads)
-        layers = model.config.num_hidden_layers + 1
-        if not -layers <= self.config.layer < layers:
-            raise ValueError(f"layer {self.config.layer} out of range for a model with {layers} hidden states")
-        return tokenizer, model
+        if not -model.layers <= self.config.layer < model.layers:
+            raise ValueError(f"layer {self.config.layer} out of range for a model with {model.layers} hidden states")
+        return model
 
-    def _plan(self, transcript: Transcript, tokenizer, size: int) -> tuple[list[_Window], list[int]]:
+    def _plan(self, transcript: Transcript, model: encoder.Encoder, size: int) -> tuple[list[_Window], list[int]]:
         """The transcript's windows, and the index in ``transcript.words`` of every emitted token."""
         parts: list[_Window] = []
         owners: list[int] = []
         first = 0  # index in transcript.words of the segment's first word (segments tile the words)
         for segment in transcript.segments:
-            segment_parts, segment_owners = _segment_windows(segment, tokenizer, size, self.config.window_overlap)
+            segment_parts, segment_owners = _segment_windows(segment, model, size, self.config.window_overlap)
             parts += segment_parts
             owners += [first + o for o in segment_owners]
             first += len(segment.words)
