@@ -7,8 +7,8 @@ The checks run in two worker processes at once (:func:`run_checks`): one for
 the checks that need torch (the text encoder, torch's device, the
 checkpoint), one for all the others (media, acoustic, Whisper, PocketSphinx,
 MediaPipe). Each model loads once and torch is imported once, so with two
-free cores the wall time is the torch group's (importing torch and
-transformers is most of it: about 4 of the 6 CPU seconds) instead of the sum.
+free cores the wall time is the longer group's instead of the sum (2.5 to
+3.5 s warm, 9.8 s straight after dropping the page cache; 2026-12-03).
 A worker that crashes (a native library's segfault, an illegal instruction)
 or hangs past ``timeout`` seconds costs only the check it was running,
 reported as failed; the checks after it run in a fresh worker.

