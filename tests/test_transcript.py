@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from media_factory import make_media, run_ffmpeg
 
 from sgdtam_pipe.core.media import decode_audio, probe
@@ -517,3 +519,10 @@ def test_log_mel_in_parts_equals_the_whole_track(part_frames: int) -> None:
     assert whole.shape[1] > 2 * part_frames
     parts = log_mel(model.feature_extractor, samples, part_frames)
     np.testing.assert_allclose(parts, whole, rtol=0, atol=1e-6)  # a matrix product of another size may round by 1 ulp
+
+
+@given(length=st.integers(201, 5000), hop=st.integers(1, 200), reflect=st.integers(1, 200))
+def test_reflect_padded_is_the_two_pads_whisper_uses(length: int, hop: int, reflect: int) -> None:
+    samples = np.random.default_rng(length).standard_normal(length)
+    expected = np.pad(np.pad(samples.astype(np.float32), (0, hop)), (reflect, reflect), mode="reflect")
+    np.testing.assert_array_equal(asr.reflect_padded(samples, hop, reflect), expected)
