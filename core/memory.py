@@ -32,10 +32,15 @@ def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
     """
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
-    try:
-        mallopt = ctypes.CDLL(GLIBC).mallopt
-    except (OSError, AttributeError):  # not glibc
-        return False
-    done = bool(mallopt(M_ARENA_MAX, arenas))
+    done = mallopt(M_ARENA_MAX, arenas)
     log.debug("malloc arenas capped at %d: %s", arenas, done)
     return done
+
+
+def mallopt(parameter: int, value: int) -> bool:
+    """glibc's ``mallopt(parameter, value)`` for this process; whether it was set (False off glibc)."""
+    try:
+        call = ctypes.CDLL(GLIBC).mallopt
+    except (OSError, AttributeError):  # musl, macOS and other C libraries
+        return False
+    return bool(call(parameter, value))

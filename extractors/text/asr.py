@@ -19,7 +19,6 @@ utterances batched into one call.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from sgdtam_pipe.core.devices import whisper_device
 from sgdtam_pipe.core.hooks import Hook
 from sgdtam_pipe.core.media import AUDIO_RATE, AudioTrack
+from sgdtam_pipe.core.memory import mallopt
 from sgdtam_pipe.extractors.base import require
 from sgdtam_pipe.extractors.text import sphinx
 from sgdtam_pipe.extractors.text.transcript import WHISPER_WINDOW, TranscriptConfig, Word
@@ -117,12 +117,8 @@ def keep_freed_memory() -> bool:
     if not sys.platform.startswith("linux") or any(
             name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")):
         return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # musl and other C libraries
-        return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
-    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, TRIM_THRESHOLD))
+    return mallopt(m_mmap_threshold, MMAP_THRESHOLD) and mallopt(m_trim_threshold, TRIM_THRESHOLD)
 
 
 def recogniser_model(config: TranscriptConfig) -> Any:
