@@ -16,7 +16,7 @@ and written to a temporary folder, never the repository:
 - **load**: ``dataset.json`` plus every example of a ``--load-examples`` dataset
   (the text dataset's files hard-linked over and over, so no extra disk): seconds.
 
-``OMP_WAIT_POLICY`` defaults to ``PASSIVE`` here as in ``sgdtam-pipe extract``. The machine's
+``OMP_WAIT_POLICY`` defaults to ``PASSIVE`` here as in every ``sgdtam-pipe`` command. The machine's
 load average is printed beside the figures: wall time suffers from
 other work on a shared machine. Figures go to ``bench/results/extract.json``.
 """
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as 'sgdtam-pipe extract' sets it, before torch loads
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as every sgdtam-pipe command sets it, before torch loads
 
 from sgdtam_pipe.core.records_io import atomic_write_json
 from sgdtam_pipe.extractors.text.embedding import bundled_encoder, load_encoder

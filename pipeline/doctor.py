@@ -215,7 +215,7 @@ def _worker_run(pending: list[int], timeout: float) -> dict[int, tuple[bool, str
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as ``extract`` sets it: idle OpenMP threads sleep, not spin
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as every command sets it (cli.OMP_WAIT_POLICY)
     command = [sys.executable, "-m", "sgdtam_pipe.pipeline.doctor", "--worker", ",".join(map(str, pending))]
     outcomes: dict[int, tuple[bool, str]] = {}
     with tempfile.TemporaryFile() as errors:

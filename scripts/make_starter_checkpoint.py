@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 
 from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.model.config import PLATEAU_PATIENCE
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `extract` sets it: far faster embedding on a busy machine
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as every sgdtam-pipe command sets it (pipeline/cli.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -101,6 +102,9 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, help="Dropout in attention and the head (default: the preset's).")
     parser.add_argument("--group-draws", default=",".join(f"{k}={v}" for k, v in GROUP_DRAWS.items()),
                         help="Comma-separated SOURCE=DRAWS: a balanced epoch's draws from those sources.")
+    parser.add_argument("--plateau-patience", type=int, default=PLATEAU_PATIENCE,
+                        help="Epochs without a better dev figure before the learning rate drops tenfold "
+                        "(model/train.py).")
     parser.add_argument("--average", type=float, default=AVERAGE, help="Weight-average decay per step (0: none).")
     parser.add_argument("--dataset-only", action="store_true", help="Build the labels and dataset, then stop.")
     args = parser.parse_args()
@@ -135,7 +139,7 @@ def main() -> None:
                               draws_per_group=DRAWS_PER_GROUP, composites=COMPOSITES, carriers=tuple(CARRIERS.items()),
                               group_draws=draws, dropout=args.dropout,
                               pool_std=tuple(m for m in args.pool_std.split(",") if m), selection=args.selection,
-                              average=args.average, d_model=args.d_model)
+                              average=args.average, d_model=args.d_model, plateau_patience=args.plateau_patience)
     card = train_checkpoint(args.work / "dataset", args.out, options=options, resume=args.resume,
                             description=summary_line(rows), hook=hook)
     hook.close()

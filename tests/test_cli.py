@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -53,6 +54,18 @@ def test_cache_info_and_clear(tmp_path) -> None:
     cleared = CliRunner().invoke(main, ["cache", "clear", "--yes", "--cache-dir", str(tmp_path)])
     assert cleared.exit_code == 0 and "removed 1 entries" in cleared.output
     assert FeatureCache(tmp_path).info()["entries"] == 0
+
+
+@pytest.mark.parametrize(("given", "kept"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_every_command_lets_idle_openmp_threads_sleep_unless_the_user_chose(tmp_path, monkeypatch, given,
+                                                                           kept) -> None:
+    if given is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", given)
+    result = CliRunner().invoke(main, ["cache", "info", "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 0
+    assert os.environ["OMP_WAIT_POLICY"] == kept
 
 
 def test_console_command_keeps_status_output_and_exit_handlers(tmp_path) -> None:
