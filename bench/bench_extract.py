@@ -33,7 +33,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as every sgdtam-pipe command sets it, before torch loads
+from sgdtam_pipe.core.threads import let_idle_threads_sleep
+
+let_idle_threads_sleep()  # as every sgdtam-pipe command does
 
 from sgdtam_pipe.core.records_io import atomic_write_json
 from sgdtam_pipe.extractors.text.embedding import bundled_encoder, load_encoder

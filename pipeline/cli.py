@@ -21,6 +21,7 @@ import click
 
 from sgdtam_pipe.core.devices import DEVICES
 from sgdtam_pipe.core.memory import limit_malloc_arenas
+from sgdtam_pipe.core.threads import let_idle_threads_sleep
 from sgdtam_pipe.extractors.base import REGISTRY
 from sgdtam_pipe.extractors.text.transcript import SHORTEST_WHISPER_WINDOW, WHISPER_WINDOW
 from sgdtam_pipe.model.config import PRESETS
@@ -31,11 +32,6 @@ from sgdtam_pipe.pipeline.version import __version__
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-OMP_WAIT_POLICY = "PASSIVE"
-"""Every command's OpenMP threads sleep when idle instead of spinning (an ``OMP_WAIT_POLICY`` set in the
-environment wins). analyze runs three stages at once on the cores, so the machine is always busy and spinning
-threads take cycles from the other stages: on 2 cores a cold analyze of the 60 s GRID loop took a median 15.14 s
-against 15.88 s in nine alternating pairs, and extract's text encoder ran 72 rows/s against 26 at load 4.5."""
 USER_ERROR_EXIT = 2
 INTERNAL_ERROR_EXIT = 1
 
@@ -209,7 +205,7 @@ def main(ctx: click.Context, debug: bool, quiet: bool, verbose: bool, log_level:
     ctx.obj = {"quiet": quiet}
     setup_logging(getattr(logging, (log_level or ("debug" if verbose else "warning")).upper()))
     limit_malloc_arenas()  # before any worker thread starts
-    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)  # before torch or CTranslate2 loads OpenMP
+    let_idle_threads_sleep()  # before torch or CTranslate2 loads OpenMP
 
 
 @main.command()

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Callable, Iterable
 
+from sgdtam_pipe.core.threads import let_idle_threads_sleep
 from sgdtam_pipe.extractors.base import installed_version
 
 INSTALL_ALL = "make install  (or: pip install 'sgdtam-pipe[acoustic,speech,face,cluster]')"
@@ -215,7 +216,7 @@ def _worker_run(pending: list[int], timeout: float) -> dict[int, tuple[bool, str
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as every command sets it (cli.OMP_WAIT_POLICY)
+    let_idle_threads_sleep(env)
     command = [sys.executable, "-m", "sgdtam_pipe.pipeline.doctor", "--worker", ",".join(map(str, pending))]
     outcomes: dict[int, tuple[bool, str]] = {}
     with tempfile.TemporaryFile() as errors:

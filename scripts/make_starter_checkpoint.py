@@ -24,10 +24,11 @@ import time
 from pathlib import Path
 
 from sgdtam_pipe.core.errors import UserError
+from sgdtam_pipe.core.threads import let_idle_threads_sleep
 from sgdtam_pipe.model.config import PLATEAU_PATIENCE
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as every sgdtam-pipe command sets it (pipeline/cli.py)
+let_idle_threads_sleep()  # as every sgdtam-pipe command does, before torch loads
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
