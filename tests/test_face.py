@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -30,8 +31,12 @@ from sgdtam_pipe.extractors.face.landmarker import (
     FaceConfig,
     FaceExtractor,
     SubjectTrack,
+    default_model_path,
+    detect,
+    faces_of_result,
     feature_names,
     next_timestamp_ms,
+    open_landmarker,
     pick_subject,
 )
 
@@ -268,6 +273,34 @@ def test_colliding_millisecond_timestamps_are_bumped(tmp_path):
 
 
 # --- pieces -----------------------------------------------------------------------
+
+def test_faces_read_from_the_c_result_equal_those_of_mediapipes_public_result():
+    """VIDEO mode over GRID frames, and IMAGE mode on a frame holding the speaker twice (two faces)."""
+    import mediapipe as mp
+
+    frames = [frame.image for frame in itertools.islice(iter_frames(GRID, 15.0), 12)]
+    twice = np.ascontiguousarray(np.hstack([frames[0], frames[0]]))
+
+    def public(landmarker, image, stamp):
+        picture = mp.Image(image_format=mp.ImageFormat.SRGB, data=image)
+        return faces_of_result(landmarker.detect(picture) if stamp is None
+                               else landmarker.detect_for_video(picture, stamp), image)
+
+    runs = []
+    for read in (detect, public):
+        with open_landmarker(default_model_path(), FaceConfig()) as video, \
+                open_landmarker(default_model_path(), FaceConfig(), image_mode=True) as still:
+            assert hasattr(video, "_lib") and hasattr(still, "_handle")  # detect() takes the C route
+            runs.append([read(video, image, 67 * k) for k, image in enumerate(frames)] + [read(still, twice, None)])
+    fast, slow = runs
+    assert [len(faces) for faces in fast] == [1] * len(frames) + [2]
+    for fast_faces, slow_faces in zip(fast, slow):
+        assert len(fast_faces) == len(slow_faces)
+        for a, b in zip(fast_faces, slow_faces):
+            for field in ("blendshapes", "transform", "box", "crop"):
+                x, y = getattr(a, field), getattr(b, field)
+                assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y), field
+
 
 def test_subject_track_rows_equal_one_read_of_every_crop_while_holding_few():
     """Frames with no face, one face or two (the followed one has a box like the last), in several chunks."""
