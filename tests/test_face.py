@@ -282,9 +282,7 @@ def test_faces_read_from_the_c_result_equal_those_of_mediapipes_public_result():
     twice = np.ascontiguousarray(np.hstack([frames[0], frames[0]]))
 
     def public(landmarker, image, stamp):
-        picture = mp.Image(image_format=mp.ImageFormat.SRGB, data=image)
-        return faces_of_result(landmarker.detect(picture) if stamp is None
-                               else landmarker.detect_for_video(picture, stamp), image)
+        return faces_of_result(landmarker, mp.Image(image_format=mp.ImageFormat.SRGB, data=image), stamp, image)
 
     runs = []
     for read in (detect, public):

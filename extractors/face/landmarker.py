@@ -422,14 +422,13 @@ def detect(landmarker: Any, image: np.ndarray, timestamp_ms: int | None) -> list
     import mediapipe as mp
 
     picture = mp.Image(image_format=mp.ImageFormat.SRGB, data=image)
-    if hasattr(landmarker, "_lib") and hasattr(landmarker, "_handle"):
-        return _faces_of_c_result(landmarker, picture, timestamp_ms, image)
+    read = _faces_of_c_result if hasattr(landmarker, "_lib") and hasattr(landmarker, "_handle") else faces_of_result
+    return read(landmarker, picture, timestamp_ms, image)
+
+
+def faces_of_result(landmarker: Any, picture: Any, timestamp_ms: int | None, image: np.ndarray) -> list[Face]:
+    """The faces in ``picture`` (the MediaPipe image of ``image``), read from the landmarker's public result."""
     result = landmarker.detect(picture) if timestamp_ms is None else landmarker.detect_for_video(picture, timestamp_ms)
-    return faces_of_result(result, image)
-
-
-def faces_of_result(result: Any, image: np.ndarray) -> list[Face]:
-    """The faces of a public ``FaceLandmarkerResult`` found in ``image``."""
     faces = []
     for landmarks, categories, transform in zip(
             result.face_landmarks, result.face_blendshapes, result.facial_transformation_matrixes):
