@@ -80,6 +80,7 @@ class SGDTAMConfig:
     dtam_layers: int = 1
     dropout: float = 0.1
     pool_std: tuple[str, ...] = ()   # modalities whose head pools the std over rows besides the mean (model/sgdtam.py)
+    pattern_head: bool = False       # the head also reads which of the 7 availability patterns was observed
     proj_dim: int = 64               # InfoNCE projection head width (paper: "e.g. 128")
     mine_bank: int = 32              # marginal samples kept per modality for per-sample MI
     cmi_components: int = 2          # Gaussian mixture size for H(Y|Z) in Eq. 8

@@ -16,6 +16,12 @@ mean: a voice's emotion is largely in how its frames vary (pitch and loudness
 swings), which a mean of frames loses. Checkpoints without the field read
 ``pool_std = ()``: the mean only, as before.
 
+With ``config.pattern_head`` the head also reads a one-hot of the sample's
+observed modalities (one of seven patterns). Generated streams stand in for
+the missing senses, but the head cannot otherwise tell a generated voice from
+a heard one, so one set of weights had to serve a text-only MELD line and a
+RAVDESS voice alike. Checkpoints without the field read False.
+
 Attention memory grows with T_alpha x T_beta per head: feed utterance
 segments with frame rates pooled (``core.timeline.pool_windows`` keeps
 the pooled rows' true intervals), not minutes of 100 Hz frames.
@@ -55,6 +61,8 @@ from sgdtam_pipe.model.losses import (
 )
 from sgdtam_pipe.model.normalisation import InputNormalisation
 
+PATTERN_COUNT = 2 ** len(MODALITIES) - 1
+"""Non-empty sets of observed modalities (``config.pattern_head`` reads which one a sample has)."""
 ANCHOR_ORDER = ("audio", "video", "text")
 """Whose grid a generated modality takes when two are observed: the first of the two in this order.
 
@@ -127,7 +135,8 @@ class SGDTAM(nn.Module):
         self.projection = ProjectionHead(d, config.proj_dim)
         self.dtam = DTAM(config)
         self.readout = nn.ModuleDict({m: nn.Linear(d, d) for m in MODALITIES})
-        self.head = nn.Sequential(nn.Linear((len(MODALITIES) + len(config.pool_std)) * d, d), nn.ReLU(),
+        head_inputs = (len(MODALITIES) + len(config.pool_std)) * d + (PATTERN_COUNT if config.pattern_head else 0)
+        self.head = nn.Sequential(nn.Linear(head_inputs, d), nn.ReLU(),
                                   nn.Dropout(config.dropout),
                                   nn.Linear(d, config.label.outputs))
 
@@ -148,6 +157,8 @@ class SGDTAM(nn.Module):
         aligned = self.dtam(x, keys, deltas)
         pooled = torch.cat([self._pool(m, torch.relu(self.readout[m](aligned[m])), keys[m]) for m in MODALITIES],
                            dim=-1)
+        if self.config.pattern_head:
+            pooled = torch.cat([pooled, pattern_one_hot(present)], dim=-1)
         raw = self.head(pooled)
         prediction = 3.0 * torch.tanh(raw.squeeze(-1)) if self.config.label.kind == "regression" else raw
         output = ModelOutput(prediction, routes, delta_i, temperature=float(self.temperature))
@@ -339,6 +350,12 @@ class SGDTAM(nn.Module):
             for m, s in summaries.items():
                 self.generator.remember(m, s[batch.streams[m].available].detach())
         return total
+
+
+def pattern_one_hot(present: torch.Tensor) -> torch.Tensor:
+    """``[B, 7]``: which non-empty set of modalities each sample observed (``present [B, 3]``)."""
+    bits = present.long() @ (2 ** torch.arange(present.shape[1], device=present.device))
+    return F.one_hot(bits - 1, PATTERN_COUNT).float()
 
 
 def _mean(values: list[torch.Tensor], empty: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,9 @@ improves (which resets both counts).
 ``modality_dropout``, keeps a random non-empty subset of the modalities it
 holds (each of the seven availability patterns it can form is equally
 likely). The hidden streams still serve as targets of the generation
-losses, so one checkpoint learns to serve all seven patterns.
+losses, so one checkpoint learns to serve all seven patterns. With
+``dropout_spares`` the subsets are only those that keep a clip's spared
+modalities (the starter: the sense its label is evidence of).
 
 **Epochs** are plain or balanced across groups (sources): model/sampling.py.
 Inputs are standardised with statistics fitted on the training clips
@@ -81,13 +83,18 @@ def build_model(config: SGDTAMConfig, seed: int) -> SGDTAM:
     return SGDTAM(config)
 
 
-def dropout_keep(available: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
-    """``[B, 3]`` keep mask: rows chosen with ``probability`` keep a random non-empty subset of ``available``."""
+def dropout_keep(available: torch.Tensor, probability: float, generator: torch.Generator,
+                 required: torch.Tensor | None = None) -> torch.Tensor:
+    """``[B, 3]`` keep mask: rows chosen with ``probability`` keep a random non-empty subset of ``available``
+    that holds their ``required`` modalities (``[B, 3]``; None: none required). Without ``required`` the
+    draws are those of the unconstrained rule, so earlier runs stay reproducible."""
     b = available.shape[0]
     keep = torch.ones_like(available)
+    required = torch.zeros_like(available) if required is None else required & available
     chosen = torch.rand(b, generator=generator) < probability
     for i in torch.nonzero(chosen).squeeze(1).tolist():
-        options = SUBSETS[~(SUBSETS & ~available[i]).any(1)]   # non-empty subsets of what it holds
+        fits = ~(SUBSETS & ~available[i]).any(1) & ~(required[i] & ~SUBSETS).any(1)
+        options = SUBSETS[fits]   # non-empty subsets of what it holds, holding what it must keep
         keep[i] = options[int(torch.randint(len(options), (1,), generator=generator))]
     return keep
 
@@ -108,7 +115,8 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
           group_draws: Mapping[str, int] | None = None, normalise: bool = True,
           state_dir: str | Path | None = None, resume: bool = False, log_path: str | Path | None = None,
           hook: Hook | None = None, verbose: bool = True, name: str = "", val_groups: Sequence[str] | None = None,
-          selection: str = "default", average: float = 0.0) -> dict[str, Any]:
+          selection: str = "default", average: float = 0.0,
+          dropout_spares: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:
     """Fit ``model`` in place; returns the history (also written to ``log_path`` after every epoch).
 
     ``average`` > 0 keeps an exponential moving average of the weights
@@ -119,6 +127,11 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
     ``selection="group_accuracy"`` selects on the mean of the per-group validation
     accuracies (``val_groups``: one name per validation clip; model/metrics.py
     ``selection_metric``) instead of the kind's default metric.
+
+    ``dropout_spares`` (one list of modality names per training clip) are
+    the modalities modality dropout never hides from that clip: those its
+    label is evidence of (a voice's label is not the evidence of its neutral
+    sentence, so hiding the voice would teach the text route a wrong label).
 
     ``groups`` (one name per training clip) with ``balance_groups`` gives
     balanced epochs (``group_draws``: the draws of named groups, model/sampling.py). ``name`` prefixes progress steps and epoch lines (e.g.
@@ -138,6 +151,12 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
         options["selection"] = selection
     if average:
         options["average"] = average
+    spared = None
+    if dropout_spares is not None:
+        if len(dropout_spares) != len(train_clips):
+            raise ValueError("dropout_spares needs one entry per training clip")
+        spared = torch.tensor([[m in names for m in MODALITIES] for names in dropout_spares], dtype=torch.bool)
+        options["dropout_spares"] = hashlib.sha256(spared.numpy().tobytes()).hexdigest()
     config = model.config
     widths = {m: config.width(m) for m in MODALITIES}
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -179,7 +198,8 @@ def train(model: SGDTAM, train_clips: Sequence[ClipFeatures], train_labels: Sequ
             batch = collate([train_clips[j] for j in rows], [train_labels[j] for j in rows],
                             label_spec=config.label, widths=widths)
             available = torch.stack([batch.streams[m].available for m in MODALITIES], dim=1)
-            batch = batch.hide(dropout_keep(available, modality_dropout, generator))
+            required = None if spared is None else spared[rows]
+            batch = batch.hide(dropout_keep(available, modality_dropout, generator, required))
             output, loss = model(batch)
             if not torch.isfinite(loss):
                 sources = ", ".join(train_clips[j].clip.source for j in rows[:3])

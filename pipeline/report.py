@@ -20,6 +20,7 @@ def score_line(score: "SegmentScore") -> str:
     """``+0.38 positive (confidence 0.42)``, ``class happy (...)`` without a score, ``no score`` when unscored."""
     if score.polarity == "unknown":
         return f"no score ({score.route})"
+    score = score.shown()   # the JSON's numbers, so the summary and the HTML report never differ in the last digit
     confidence = "" if score.confidence is None else f" (confidence {score.confidence:.2f})"
     value = f"class {score.polarity}" if score.score is None else f"{score.score:+.2f} {score.polarity}"
     return value + confidence

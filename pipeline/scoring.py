@@ -51,12 +51,18 @@ class SegmentScore:
     dev_accuracy: float | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form, rounded as ``shown`` rounds (so the report, which reads it, prints what the CLI does)."""
+        shown = self.shown()
         rounded = None if self.probabilities is None else {k: round(v, 4) for k, v in self.probabilities.items()}
-        return {"score": None if self.score is None else round(self.score, 3), "polarity": self.polarity,
-                "confidence": None if self.confidence is None else round(self.confidence, 3),
+        return {"score": shown.score, "polarity": self.polarity, "confidence": shown.confidence,
                 "probabilities": rounded, "observed": list(self.observed), "generated": list(self.generated),
                 "route": self.route, "pattern": self.pattern or None, "validated": self.validated,
                 "dev_accuracy": None if self.dev_accuracy is None else round(self.dev_accuracy, 4)}
+
+    def shown(self) -> "SegmentScore":
+        """This score with ``score`` to 3 decimals and ``confidence`` to 4 (the probabilities' rounding)."""
+        return replace(self, score=None if self.score is None else round(self.score, 3),
+                       confidence=None if self.confidence is None else round(self.confidence, 4))
 
     def to_record(self) -> dict[str, Any]:
         """Every field at full precision, for the result cache (:meth:`from_record` reads it back equal)."""

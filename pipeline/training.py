@@ -177,7 +177,8 @@ def train_checkpoint(dataset: str | Path, out_dir: str | Path, *, options: Train
     val_split, left_out = _usable(val_split, [hide_untrained(specs, c) for c in val_split.clips])
     overrides = {**({"d_model": options.d_model} if options.d_model else {}),
                  **({"dropout": options.dropout} if options.dropout is not None else {})}
-    config = SGDTAMConfig.preset(options.preset, label=label, pool_std=options.pool_std, **overrides,
+    config = SGDTAMConfig.preset(options.preset, label=label, pool_std=options.pool_std,
+                                 pattern_head=options.pattern_head, **overrides,
                                  **{f"{m}_dim": specs[m].width if m in specs else UNTRAINED_WIDTH for m in MODALITIES})
     state = out_dir / STATE
     if resume and not state.exists():
@@ -237,6 +238,17 @@ def with_composites(split: Split, options: TrainingOptions) -> Split:
                  split.groups + [composites.GROUP] * len(clips), split.ids + ids)
 
 
+def evidence_spares(split: Split, options: TrainingOptions) -> list[tuple[str, ...]]:
+    """Per training example, the modalities modality dropout must not hide: the carrier of its group
+    (``options.carriers``), every modality of a composite (each sense it holds may be the one its label was
+    drawn for), nothing for a group without a carrier."""
+    from sgdtam_pipe.model import composites
+
+    carriers = dict(options.carriers)
+    return [MODALITIES if group == composites.GROUP else tuple(m for m in (carriers.get(group),) if m)
+            for group in split.groups]
+
+
 def _counts(values: Sequence[str]) -> dict[str, int]:
     return {v: values.count(v) for v in sorted(set(values))}
 
@@ -250,7 +262,7 @@ def _training_json(options: TrainingOptions, history: dict[str, Any], count: int
             "train_examples": count,
             "composites": options.composites, "carriers": dict(options.carriers),
             "folds": options.folds, "pool_std": list(options.pool_std), "selection": options.selection,
-            "average": options.average}
+            "average": options.average, "spare_evidence": options.spare_evidence}
 
 
 class _Runner:
@@ -274,7 +286,8 @@ class _Runner:
                         draws_per_group=o.draws_per_group, state_dir=self._folder(name or f"seed {seed}"),
                         group_draws=dict(o.group_draws), val_groups=val_split.groups, selection=o.selection,
                         average=o.average, resume=self.resume, log_path=log_path, hook=self.hook,
-                        verbose=self.verbose, name=name)
+                        verbose=self.verbose, name=name,
+                        dropout_spares=evidence_spares(train_split, o) if o.spare_evidence else None)
         return model, history
 
     def side_run(self, name: str, seed: int, train_split: Split, val_split: Split) -> dict[str, Any]:

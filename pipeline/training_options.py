@@ -28,6 +28,9 @@ class TrainingOptions:
     """Composite training examples to add (model/composites.py); they form the group ``composite``."""
     carriers: tuple[tuple[str, str], ...] = ()
     """``(group, modality)`` pairs: whose evidence each source group's label is, for the composites."""
+    spare_evidence: bool = False
+    """Modality dropout never hides a labelled example's evidence: its group's carrier, or every sense of a
+    composite (pipeline/training.py ``evidence_spares``). Needs ``carriers``."""
     group_draws: tuple[tuple[str, int], ...] = ()
     """``(group, draws)`` pairs: a balanced epoch's draws from the named groups, instead of ``draws_per_group``."""
     selection: str = "default"
@@ -35,6 +38,8 @@ class TrainingOptions:
     split's groups of their accuracy, so the largest source does not pick the epoch alone."""
     pool_std: tuple[str, ...] = ()
     """Modalities whose head also pools the std over rows (model/config.py)."""
+    pattern_head: bool = False
+    """The head also reads which modalities a sample observed (model/config.py)."""
     d_model: int | None = None
     """The network's width (model/config.py; None: the preset's)."""
     dropout: float | None = None
@@ -49,5 +54,7 @@ class TrainingOptions:
             raise UserError(f"--folds must be 0 (none) or at least 2, got {self.folds}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.spare_evidence and not self.carriers:
+            raise UserError("sparing each label's evidence from modality dropout needs the groups' carriers")
         if not 0 <= self.average < 1:
             raise UserError(f"--average must be 0 (none) or a decay below 1, got {self.average}")

@@ -45,7 +45,7 @@ Each example carries only the modalities it really has.
   {dev_actors}; actors 21-24 are withheld outside the repository for an independent test). All data is read in
   place from `../shared/data`, never copied into this repository.
 - **Sampling.** Every epoch draws {draws} (balanced: the {ravdess_train} voices are not
-  drowned by the photos), with modality dropout {dropout}.
+  drowned by the photos), with modality dropout {dropout}.{spared}
 - **Pooling.** {pooling}
 - **Composites.** {composites:,} training examples put real streams of different sources side by side (LA, LV, AV,
   LAV; `model/composites.py`): mostly the label is the non-neutral evidence and no sense contradicts another,
@@ -163,6 +163,7 @@ def write_model_card(folder: Path) -> None:
         pooling=_pooling(card["config"]),
         selected_on=SELECTED_ON[training.get("selection", "default")], kept=_kept(training),
         ravdess_train=data["groups"]["train"].get("ravdess", 0), dropout=training["modality_dropout"],
+        spared=SPARED if training.get("spare_evidence") else "",
         composites=training.get("composites", 0), epochs_run=training["epochs_run"],
         epochs_max=training["epochs_max"], stopped=training["stopped"], best_epoch=data["best_epoch"],
         mapping=_mapping(), native=_native(card["patterns"]), fer_note=_fer_note(card),
@@ -170,6 +171,11 @@ def write_model_card(folder: Path) -> None:
         bins=calibration["bins"], temperature=calibration["temperature"], ece_before=calibration["ece_before"],
         ece_after=calibration["ece_after"], words_decide=WORDS_DECIDE)  # the starter script keeps the default
     atomic_write_bytes(folder / "MODEL_CARD.md", text.encode("utf-8"))
+
+
+SPARED = ("\n- **Dropout spares the evidence.** It never hides the sense a label is evidence of: a RAVDESS example "
+          "keeps\n  its voice (hiding it would teach the text route that a neutral sentence is angry), and a composite "
+          "keeps all\n  its senses.")
 
 
 def _draws(training: dict[str, Any]) -> str:
@@ -189,7 +195,9 @@ def _kept(training: dict[str, Any]) -> str:
 
 def _pooling(config: dict[str, Any]) -> str:
     with_std = config.get("pool_std") or []
+    pattern = ("\n  The head also reads which of the seven availability patterns the example observed, so each "
+               "route can weigh\n  its senses its own way." if config.get("pattern_head") else "")
     if not with_std:
-        return "Each modality's aligned rows reach the head as their mean."
+        return "Each modality's aligned rows reach the head as their mean." + pattern
     return (f"The head sees the mean of each modality's aligned rows, and for {', '.join(with_std)} also their\n  "
-            "standard deviation: how a voice's frames (pitch, loudness) vary carries much of its emotion.")
+            "standard deviation: how a voice's frames (pitch, loudness) vary carries much of its emotion." + pattern)

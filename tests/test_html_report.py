@@ -16,6 +16,7 @@ from sgdtam_pipe.core.media import probe
 from sgdtam_pipe.pipeline.analyze import analyze
 from sgdtam_pipe.pipeline.html_report import render_page, report_budget, write_html_report
 from sgdtam_pipe.pipeline.media_proxy import EmbeddedMedia, browser_media
+from sgdtam_pipe.pipeline.report import score_line
 
 GRID = Path(__file__).resolve().parents[1] / "examples" / "grid-bbaf2n.mpg"
 
@@ -76,6 +77,7 @@ def test_grid_report_follows_the_clock_in_a_real_browser(browser, grid_result, g
                               "document.querySelectorAll('#overall .unvalidated').length]")
     assert (f"route {overall['pattern']}" in marked[0]) and marked[1] == (0 if overall["validated"] else 1)
     assert ("UNVALIDATED" in marked[0]) == (not overall["validated"])
+    assert score_line(grid_result.overall) in marked[0]   # the CLI summary's numbers, to the last digit
 
     before = grid_result.segments[0].start / 2  # before anyone speaks
     shown = browser.evaluate(f"window.sgdtamReport.seek({before}).then(() => window.sgdtamReport.state())")

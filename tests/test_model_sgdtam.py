@@ -12,7 +12,7 @@ from sgdtam_pipe.model.batching import collate
 from sgdtam_pipe.model.config import LabelSpec, SGDTAMConfig
 from sgdtam_pipe.model.generation import StagedGenerator
 from sgdtam_pipe.model.metrics import PATTERNS, restrict
-from sgdtam_pipe.model.sgdtam import SGDTAM, predict
+from sgdtam_pipe.model.sgdtam import SGDTAM, pattern_one_hot, predict
 
 torch.set_num_threads(1)
 WIDTHS = dict(TINY_WIDTHS)
@@ -351,3 +351,25 @@ def test_std_pooling_widens_the_head_and_survives_the_config_round_trip():
     assert SGDTAM(config).head[0].in_features == (len(MODALITIES) + 1) * d
     with pytest.raises(ValueError, match="pool_std names unknown"):
         SGDTAMConfig.preset("tiny", pool_std=("smell",))
+
+
+def test_the_pattern_head_reads_which_modalities_were_observed():
+    config = SGDTAMConfig.preset("tiny", pattern_head=True)
+    older = {k: v for k, v in config.to_json().items() if k != "pattern_head"}   # a checkpoint from before the field
+    assert SGDTAMConfig.from_json(older).pattern_head is False
+    assert SGDTAMConfig.from_json(config.to_json()) == config
+    d = config.d_model
+    assert SGDTAM(config).head[0].in_features == len(MODALITIES) * d + 7
+    present = torch.tensor([[1, 0, 0], [0, 1, 0], [1, 1, 1], [0, 1, 1]], dtype=torch.bool)
+    assert pattern_one_hot(present).argmax(1).tolist() == [0, 1, 6, 5]
+    assert torch.equal(pattern_one_hot(present).sum(1), torch.ones(4))
+    model = SGDTAM(config).eval()
+    clip = make_clip(np.random.default_rng(11))
+    batch = collate([clip], widths=WIDTHS)
+    with torch.no_grad():
+        full, _ = model(batch)
+        text_hidden, _ = model(batch.hide(torch.tensor([[False, True, True]])))
+        model.head[0].weight[:, -7:] = 0.0      # the pattern inputs silenced: only the streams differ
+        full_blind, _ = model(batch)
+    assert not torch.allclose(full.prediction, full_blind.prediction)
+    assert not torch.allclose(full.prediction, text_hidden.prediction)

@@ -51,6 +51,18 @@ def test_modality_dropout_keeps_a_nonempty_subset_of_what_a_sample_holds():
     assert torch.equal(dropout_keep(available, 0.0, torch.Generator()), torch.ones_like(available))
 
 
+def test_modality_dropout_never_hides_what_a_sample_must_keep():
+    available = torch.tensor([[1, 1, 0], [1, 1, 1], [0, 0, 1]], dtype=torch.bool).repeat(60, 1)
+    required = torch.tensor([[0, 1, 0], [1, 0, 1], [0, 0, 0]], dtype=torch.bool).repeat(60, 1)
+    kept = dropout_keep(available, 1.0, torch.Generator().manual_seed(0), required) & available
+    assert (kept | ~required).all()
+    assert {tuple(r.tolist()) for r in kept[::3]} == {(False, True, False), (True, True, False)}
+    assert {tuple(r.tolist()) for r in kept[1::3]} == {(True, False, True), (True, True, True)}
+    unconstrained = dropout_keep(available, 1.0, torch.Generator().manual_seed(0))
+    none_required = dropout_keep(available, 1.0, torch.Generator().manual_seed(0), torch.zeros_like(required))
+    assert torch.equal(unconstrained, none_required)
+
+
 def test_training_loop_learns_logs_and_restores_the_best_epoch(tmp_path):
     torch.manual_seed(0)
     model = SGDTAM(SGDTAMConfig.preset("tiny"))

@@ -16,7 +16,8 @@ from sgdtam_pipe.model.config import SGDTAMConfig
 from sgdtam_pipe.model.train import NonFiniteLoss, build_model, train
 from sgdtam_pipe.pipeline.cli import main
 from sgdtam_pipe.pipeline.scoring import Checkpoint
-from sgdtam_pipe.pipeline.training import train_checkpoint
+from sgdtam_pipe.pipeline.training import Split, evidence_spares, train_checkpoint
+from sgdtam_pipe.pipeline.training_options import TrainingOptions
 
 torch.set_num_threads(1)
 TINY = {"preset": "tiny", "epochs": 3, "batch_size": 8, "patience": 3, "plateau_patience": 1}
@@ -156,3 +157,27 @@ def test_a_diverging_loss_stops_training_with_a_clear_error() -> None:
     model = build_model(SGDTAMConfig.preset("tiny"), 0)
     with pytest.raises(NonFiniteLoss, match="the loss became (nan|inf) in epoch"):
         train(model, clips, labels, clips, labels, epochs=3, lr=1e25, batch_size=4, verbose=False)
+
+
+def test_dropout_spares_each_examples_evidence_and_every_sense_of_a_composite() -> None:
+    split = Split("train", [], [], ["meld", "ravdess", "composite", "other"], [])
+    options = TrainingOptions(carriers=(("meld", "text"), ("ravdess", "audio")))
+    assert evidence_spares(split, options) == [("text",), ("audio",), ("text", "audio", "video"), ()]
+    with pytest.raises(UserError, match="needs the groups' carriers"):
+        TrainingOptions(spare_evidence=True)
+
+
+def test_training_with_spared_evidence_is_seeded_and_differs_from_unspared() -> None:
+    clips, labels = make_dataset(3, 24)
+    spares = [("text",)] * len(clips)
+    weights = []
+    for spared in (spares, spares, None):
+        model = build_model(SGDTAMConfig.preset("tiny"), 0)
+        train(model, clips, labels, clips[:8], labels[:8], epochs=1, batch_size=8, verbose=False,
+              dropout_spares=spared)
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+    with pytest.raises(ValueError, match="one entry per training clip"):
+        train(build_model(SGDTAMConfig.preset("tiny"), 0), clips, labels, clips[:8], labels[:8], epochs=1,
+              verbose=False, dropout_spares=spares[:3])
