@@ -26,6 +26,11 @@ BASELINES = {"ravdess": "0.697 (eGeMAPS functionals + logistic regression, actor
 SELECTED_ON = {"default": "dev weighted F1",
                "group_accuracy": "the mean of the three sources' dev accuracies (each on the pattern it has)"}
 
+SPARED = ("\n- **Dropout spares the evidence.** It never hides the sense a label is evidence of: a RAVDESS example "
+          "keeps\n  its voice (hiding it would teach the text route that a neutral sentence is angry), and a composite "
+          "keeps all\n  its senses.")
+"""The sampling bullet's sequel in a card whose training spared each label's evidence from modality dropout."""
+
 TEMPLATE = """# Starter checkpoint: SG-DTAM on text, voices and faces (3 classes)
 
 Made by `python scripts/make_starter_checkpoint.py --threads {threads}` (seed {seed}, `{preset}` preset
@@ -171,11 +176,6 @@ def write_model_card(folder: Path) -> None:
         bins=calibration["bins"], temperature=calibration["temperature"], ece_before=calibration["ece_before"],
         ece_after=calibration["ece_after"], words_decide=WORDS_DECIDE)  # the starter script keeps the default
     atomic_write_bytes(folder / "MODEL_CARD.md", text.encode("utf-8"))
-
-
-SPARED = ("\n- **Dropout spares the evidence.** It never hides the sense a label is evidence of: a RAVDESS example "
-          "keeps\n  its voice (hiding it would teach the text route that a neutral sentence is angry), and a composite "
-          "keeps all\n  its senses.")
 
 
 def _draws(training: dict[str, Any]) -> str:
