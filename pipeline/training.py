@@ -245,7 +245,7 @@ def evidence_spares(split: Split, options: TrainingOptions) -> list[tuple[str, .
     from sgdtam_pipe.model import composites
 
     carriers = dict(options.carriers)
-    return [MODALITIES if group == composites.GROUP else tuple(m for m in (carriers.get(group),) if m)
+    return [MODALITIES if group == composites.GROUP else (carriers[group],) if group in carriers else ()
             for group in split.groups]
 
 
